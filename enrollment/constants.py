@@ -1,0 +1,18 @@
+"""Names shared between enrollment and the apps built on it.
+
+enrollment imports nothing from events or settlements (imports point one way), so the
+baseline preset names a program may choose are listed here; a settlements test keeps this
+list equal to ``settlements.baselines.PRESETS``.
+"""
+
+BASELINE_PRESETS = (
+    "caiso_10_of_10",
+    "caiso_weekend_4_of_4",
+    "pjm_high_4_of_5",
+    "pjm_weekend_high_2_of_3",
+    "nyiso_high_5_of_10",
+    "nyiso_weekend_high_2_of_3",
+    "ercot_middle_8_of_10",
+)
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
