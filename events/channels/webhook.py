@@ -1,0 +1,143 @@
+"""Signed JSON webhooks.
+
+The body is compact JSON with sorted keys. ``X-DR-Signature: sha256=<hex>`` is the
+HMAC-SHA256 of the exact body bytes under the method's secret; ``X-DR-Timestamp`` (Unix
+seconds) is also inside the signed body as ``"timestamp"``, so a receiver that checks the
+signature can also refuse stale replays. Receivers verify with :func:`verify`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Final, Self
+from urllib.parse import urlsplit
+
+import requests
+
+from .base import (
+    DeliveryReceipt,
+    OutboundMessage,
+    ReceiptStatus,
+    Transport,
+    TransportError,
+    http_status_is_transient,
+    parse_retry_after,
+)
+
+SIGNATURE_HEADER: Final = "X-DR-Signature"
+TIMESTAMP_HEADER: Final = "X-DR-Timestamp"
+NOTIFICATION_HEADER: Final = "X-DR-Notification"
+SIGNATURE_PREFIX: Final = "sha256="
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The ``X-DR-Signature`` value for ``body``: ``"sha256="`` + hex HMAC-SHA256."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + digest
+
+
+def verify(body: bytes, secret: str, header: str | None) -> bool:
+    """Whether ``header`` is a valid signature of ``body`` under ``secret``.
+
+    Compares in constant time. Returns ``False`` for a missing header, another scheme or
+    an empty secret (an empty secret would let anyone sign).
+    """
+    if not header or not secret or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    return hmac.compare_digest(sign(body, secret).encode(), header.strip().encode())
+
+
+def build_body(message: OutboundMessage, *, timestamp: int) -> bytes:
+    """The JSON body posted for ``message``, as UTF-8 bytes."""
+    document = {
+        "notification_id": str(message.notification_id),
+        "subject": message.subject,
+        "text": message.text,
+        "html": message.html,
+        "reply_links": dict(message.reply_links),
+        "timestamp": timestamp,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Request timeout in seconds and the User-Agent sent to receivers."""
+
+    timeout: float = 10.0
+    user_agent: str = "dr-platform-webhook/1"
+
+    @classmethod
+    def from_settings(cls) -> WebhookSettings:
+        """Read ``WEBHOOK_TIMEOUT`` from Django settings."""
+        from django.conf import settings
+
+        return cls(timeout=float(getattr(settings, "WEBHOOK_TIMEOUT", 10)))
+
+
+class WebhookTransport(Transport):
+    """POST the notice to the method's URL (``address``), signed with ``options["secret"]``.
+
+    Redirects are not followed: a receiver that moved must be updated by its owner, and
+    following them would let a receiver bounce our signed request elsewhere.
+    """
+
+    kind = "webhook"
+
+    def __init__(self, config: WebhookSettings, session: requests.Session | None = None) -> None:
+        self.config = config
+        self.session = session or requests.Session()
+
+    @classmethod
+    def from_settings(cls) -> Self:
+        """The transport configured by the ``WEBHOOK_*`` settings."""
+        return cls(WebhookSettings.from_settings())
+
+    def notify(self, message: OutboundMessage) -> DeliveryReceipt:
+        """POST one notice.
+
+        Returns a ``DELIVERED`` receipt (the receiver answered 2xx) without a provider
+        reference.
+
+        Raises ``TransportError``: permanent for a non-http(s) URL, a missing secret, a
+        redirect and 4xx answers other than 408 and 429; transient for timeouts,
+        connection errors, 5xx, 408 and 429 (with ``retry_after``).
+        """
+        url = message.address.strip()
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise TransportError(f"webhook URL {url!r} is not an http(s) URL", permanent=True)
+        secret = message.options.get("secret", "")
+        if not secret:
+            raise TransportError("webhook method has no signing secret", permanent=True)
+        timestamp = int(time.time())
+        body = build_body(message, timestamp=timestamp)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": self.config.user_agent,
+            SIGNATURE_HEADER: sign(body, secret),
+            TIMESTAMP_HEADER: str(timestamp),
+            NOTIFICATION_HEADER: str(message.notification_id),
+        }
+        try:
+            response = self.session.post(
+                url, data=body, headers=headers, timeout=self.config.timeout, allow_redirects=False
+            )
+        except requests.Timeout as exc:
+            raise TransportError(f"webhook timed out: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TransportError(f"webhook unreachable: {exc}") from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return DeliveryReceipt(
+                provider_reference=None, status=ReceiptStatus.DELIVERED, detail=f"HTTP {status}"
+            )
+        raise TransportError(
+            f"webhook answered HTTP {status}",
+            permanent=not http_status_is_transient(status),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            code=str(status),
+        )

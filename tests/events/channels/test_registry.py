@@ -1,0 +1,53 @@
+"""The registry, queues and rate limits the task layer relies on."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from events.channels import (
+    QUEUE,
+    RATE_LIMIT,
+    REGISTRY,
+    Transport,
+    UnknownChannelError,
+    transport_for,
+)
+from events.channels.sandbox import SandboxTransport
+from events.channels.sms import SmsTransport
+
+KINDS = {"sms", "voice", "pager_wctp", "pager_snpp", "email", "webhook", "sandbox"}
+
+
+def test_every_kind_has_a_transport_a_queue_and_a_rate_limit() -> None:
+    assert set(REGISTRY) == KINDS
+    assert set(QUEUE) == KINDS
+    assert set(RATE_LIMIT) == KINDS
+
+
+def test_each_transport_declares_its_own_kind() -> None:
+    for kind, transport in REGISTRY.items():
+        assert issubclass(transport, Transport)
+        assert transport.kind == kind
+
+
+def test_queues_are_one_per_channel() -> None:
+    assert set(QUEUE.values()) == {"sms", "voice", "pager", "email", "webhook", "sandbox"}
+    assert QUEUE["pager_wctp"] == QUEUE["pager_snpp"] == "pager"
+
+
+def test_rate_limits_are_celery_rate_strings() -> None:
+    for limit in RATE_LIMIT.values():
+        assert limit is None or re.fullmatch(r"\d+(\.\d+)?/[smh]", limit)
+    assert RATE_LIMIT["sms"] == "1/s"
+
+
+def test_it_finds_the_transport_for_a_kind() -> None:
+    assert transport_for("sms") is SmsTransport
+    assert transport_for("sandbox") is SandboxTransport
+
+
+def test_it_names_the_known_kinds_for_an_unknown_kind() -> None:
+    with pytest.raises(UnknownChannelError, match="'fax'.*email.*webhook"):
+        transport_for("fax")
