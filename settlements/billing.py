@@ -1,0 +1,163 @@
+"""The billing CSV of an approved settlement run, and the record of each hand-over.
+
+The file (DESIGN.md, "Settlement export"): UTF-8 without a byte order mark, comma
+separated, ``\\n`` line endings (also after the last row), a header row of
+:data:`COLUMNS`, then one row per settlement line in the run's ``sequence`` order. Fields
+are quoted only when they contain a comma, a quote or a line break. Amounts have exactly
+two decimals (``-12.50``); quantities and rates are plain decimals without exponent or
+trailing zeros (``120``, ``0.125``); dates are ISO (``2026-07-01``), the event start is
+UTC ISO with a ``Z`` (``2026-07-15T18:00:00Z``). The file holds no timestamp or user, so
+exporting the same run twice gives byte-identical files (same sha256). A restatement's
+file holds only its difference lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from settlements.models import BillingExport, SettlementRun
+from settlements.runs.access import require_settlement_staff
+from settlements.runs.errors import SettlementError
+from settlements.runs.selectors import run_lines
+
+CURRENCY = "USD"
+
+#: The CSV header, in order; README.md ("Settlements and billing export") explains each.
+COLUMNS = (
+    "run_id",
+    "run_version",
+    "restates_run_id",
+    "program",
+    "period_kind",
+    "period_start",
+    "period_end",
+    "billing_account",
+    "organization",
+    "site",
+    "service_account",
+    "line_id",
+    "line_sequence",
+    "line_kind",
+    "event_id",
+    "event_start",
+    "reference",
+    "quantity",
+    "unit",
+    "rate",
+    "amount",
+    "currency",
+)
+
+EXPORTABLE = (SettlementRun.Status.APPROVED, SettlementRun.Status.EXPORTED)
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal without exponent or trailing zeros: ``120``, ``0.125``, ``-3.5``."""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def _amount(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01')):.2f}"
+
+
+def _utc(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def billing_csv(run: SettlementRun) -> tuple[bytes, int]:
+    """The run's billing CSV (bytes, see the module docstring) and its number of data rows.
+
+    Reads the run and its lines only; deterministic for a run whose lines are locked.
+    """
+    program = run.program
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    rows = 0
+    for line in run_lines(run):
+        site = line.site
+        writer.writerow(
+            (
+                run.pk,
+                run.version,
+                run.restates_id or "",
+                program.name,
+                run.period_kind,
+                run.period_start.isoformat(),
+                run.period_end.isoformat(),
+                line.organization.billing_account_number,
+                line.organization.legal_name,
+                site.name if site else "",
+                site.service_account_number if site else "",
+                line.pk,
+                line.sequence,
+                line.kind,
+                line.event_id or "",
+                _utc(line.event.starts_at) if line.event_id else "",
+                line.reference,
+                _plain(line.quantity),
+                line.unit,
+                _plain(line.rate),
+                _amount(line.amount),
+                CURRENCY,
+            )
+        )
+        rows += 1
+    return buffer.getvalue().encode("utf-8"), rows
+
+
+def billing_file_name(run: SettlementRun) -> str:
+    """``settlement-<program>-<start>-<end>-v<version>.csv`` (the same for every export)."""
+    return (
+        f"settlement-{slugify(run.program.name)}-{run.period_start:%Y%m%d}-"
+        f"{run.period_end:%Y%m%d}-v{run.version}.csv"
+    )
+
+
+def billing_export_create(*, run: SettlementRun, by: AbstractBaseUser) -> BillingExport:
+    """Export an approved (or already exported) run to billing and record the hand-over.
+
+    Returns the ``BillingExport`` (file bytes, sha256, row count, who, when); the run
+    becomes ``exported`` (``exported_at`` is the first export's time). Exporting again
+    records another export of byte-identical content. Raises ``PermissionDenied`` unless
+    ``by`` is Billing or Program managers, and ``SettlementError`` for a run that is not
+    approved or exported (a draft, calculated or superseded one).
+    """
+    require_settlement_staff(by)
+    with transaction.atomic():
+        run = SettlementRun.objects.select_for_update().select_related("program").get(pk=run.pk)
+        if run.status not in EXPORTABLE:
+            raise SettlementError(
+                f"Run {run.pk} is {run.status}; only approved runs are exported to billing"
+                + (
+                    " (a superseded version's corrections are in its restatement)."
+                    if run.status == SettlementRun.Status.SUPERSEDED
+                    else "."
+                )
+            )
+        content, rows = billing_csv(run)
+        export = BillingExport.objects.create(
+            run=run,
+            file_name=billing_file_name(run),
+            content=content,
+            sha256=hashlib.sha256(content).hexdigest(),
+            row_count=rows,
+            exported_by=by,
+        )
+        if run.status == SettlementRun.Status.APPROVED:
+            SettlementRun.objects.filter(pk=run.pk, status=SettlementRun.Status.APPROVED).update(
+                status=SettlementRun.Status.EXPORTED, exported_at=timezone.now()
+            )
+    return export

@@ -1,0 +1,255 @@
+"""What happened at one site in one event, and how the rules count it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Literal
+
+from settlements.payments._numbers import to_decimal, to_optional_decimal, to_reading
+from settlements.payments.rules import PaymentRules
+
+Key = str | int
+Treatment = Literal["counted", "zero_performance", "excluded"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EventOutcome:
+    """One site's measured outcome in one event.
+
+    - ``event_key``: the caller's key for the event (opaque, copied onto lines).
+    - ``event_date``: the event's local date; it places the event in a month.
+    - ``committed_kw``: kW committed for this event (> 0); the ratio's denominator.
+    - The reduction, given one of two ways:
+
+      - ``reduction_kw``: mean kW reduction per interval (baseline - actual, negative where
+        load rose), Decimals or floats, ``None``/NaN for a missing interval, with
+        ``interval_minutes``; or
+      - ``reduction_kwh`` and ``average_reduction_kw`` already summed by the caller (the
+        ``"floor_interval"`` treatment cannot be applied to these).
+
+    - ``excess_kwh``: kWh used above the firm service level during the event (>= 0), for
+      firm-service-level programs; ``None`` otherwise.
+    - ``is_test``, ``opted_out``: how the program's rules count the event.
+
+    Floats become Decimals by their shortest repr. Raises ``ValueError`` (``TypeError``)
+    for an incoherent outcome.
+    """
+
+    event_key: Key
+    event_date: dt.date
+    committed_kw: Decimal
+    reduction_kw: tuple[Decimal | None, ...] | None = None
+    interval_minutes: int | None = None
+    reduction_kwh: Decimal | None = None
+    average_reduction_kw: Decimal | None = None
+    excess_kwh: Decimal | None = None
+    is_test: bool = False
+    opted_out: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.event_date, dt.datetime) or not isinstance(self.event_date, dt.date):
+            raise TypeError(f"event_date must be a date, got {self.event_date!r}")
+        committed = to_decimal("committed_kw", self.committed_kw)
+        if committed <= 0:
+            raise ValueError(f"committed_kw must be positive, got {committed}")
+        object.__setattr__(self, "committed_kw", committed)
+        for name in ("reduction_kwh", "average_reduction_kw", "excess_kwh"):
+            object.__setattr__(self, name, to_optional_decimal(name, getattr(self, name)))
+        if self.excess_kwh is not None and self.excess_kwh < 0:
+            raise ValueError(f"excess_kwh must not be negative, got {self.excess_kwh}")
+        totals = (self.reduction_kwh, self.average_reduction_kw)
+        if self.reduction_kw is not None:
+            if any(value is not None for value in totals):
+                raise ValueError(
+                    "give either reduction_kw per interval or reduction_kwh and "
+                    "average_reduction_kw, not both"
+                )
+            minutes = self.interval_minutes
+            if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes <= 0:
+                raise ValueError(
+                    f"reduction_kw per interval needs interval_minutes > 0, got {minutes!r}"
+                )
+            readings = tuple(to_reading("reduction_kw", value) for value in self.reduction_kw)
+            object.__setattr__(self, "reduction_kw", readings)
+        elif any(value is None for value in totals):
+            raise ValueError(
+                "give reduction_kw per interval (with interval_minutes) or both "
+                "reduction_kwh and average_reduction_kw"
+            )
+
+    @classmethod
+    def from_performance(
+        cls,
+        performance: Any,
+        *,
+        event_key: Key,
+        event_date: dt.date,
+        committed_kw: Decimal,
+        excess_kwh: Decimal | float | None = None,
+        is_test: bool = False,
+        opted_out: bool = False,
+    ) -> EventOutcome:
+        """An outcome from a baselines ``PerformanceResult`` (its per-interval reduction).
+
+        Reads only ``performance.reduction_kw`` (NaN for missing intervals) and
+        ``performance.interval_minutes``, so this package needs no pandas import.
+        """
+        return cls(
+            event_key=event_key,
+            event_date=event_date,
+            committed_kw=committed_kw,
+            reduction_kw=tuple(performance.reduction_kw.tolist()),
+            interval_minutes=int(performance.interval_minutes),
+            excess_kwh=excess_kwh,  # type: ignore[arg-type]
+            is_test=is_test,
+            opted_out=opted_out,
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SitePeriod:
+    """One site's settlement period.
+
+    - ``site_key``: the caller's key for the site (opaque, copied onto lines).
+    - ``committed_kw``: kW committed for the period (> 0); for a commitment that changed
+      within the period pass its time-weighted mean.
+    - ``months``: the months of the period, any day in each (normalised to the 1st); the
+      number of kW-months and the months a threshold failure can void. A season-based
+      program (``kW-season`` capacity or a season rate) is settled with the whole season.
+    - ``events``: the site's event outcomes in the period; each event's date must fall
+      in one of ``months``.
+    """
+
+    site_key: Key
+    committed_kw: Decimal
+    months: tuple[dt.date, ...]
+    events: tuple[EventOutcome, ...] = ()
+
+    def __post_init__(self) -> None:
+        committed = to_decimal("committed_kw", self.committed_kw)
+        if committed <= 0:
+            raise ValueError(f"committed_kw must be positive, got {committed}")
+        object.__setattr__(self, "committed_kw", committed)
+        months = tuple(_first_of_month(day) for day in self.months)
+        if not months:
+            raise ValueError("a settlement period has at least one month")
+        if len(set(months)) != len(months):
+            raise ValueError("a month is listed twice")
+        object.__setattr__(self, "months", tuple(sorted(months)))
+        events = tuple(self.events)
+        keys = [event.event_key for event in events]
+        if len(set(keys)) != len(keys):
+            raise ValueError("an event is listed twice for the site")
+        for event in events:
+            if _first_of_month(event.event_date) not in months:
+                raise ValueError(
+                    f"event {event.event_key} on {event.event_date} is outside the period"
+                )
+        object.__setattr__(self, "events", events)
+
+
+@dataclasses.dataclass(frozen=True)
+class EventAssessment:
+    """How one event counts under the rules, before any money.
+
+    - ``treatment``: ``"counted"`` (as measured), ``"zero_performance"`` (an opt-out
+      counted as 0 kW) or ``"excluded"`` (left out of every line).
+    - ``reduction_kwh``: kWh reduced after the negative-reduction treatment (0 unless
+      counted).
+    - ``average_kw``: mean kW reduction over intervals with data, after the treatment
+      (0 unless counted).
+    - ``performance_ratio``: ``average_kw / committed_kw``, full precision (0 unless
+      counted).
+    - ``note``: why the event is excluded or zeroed, or how negatives were treated.
+    - ``intervals`` / ``missing_intervals`` / ``floored_intervals``: counts (0 for totals).
+    """
+
+    outcome: EventOutcome
+    treatment: Treatment
+    reduction_kwh: Decimal
+    average_kw: Decimal
+    performance_ratio: Decimal
+    note: str
+    intervals: int
+    missing_intervals: int
+    floored_intervals: int
+
+    @property
+    def counted(self) -> bool:
+        """Whether the event enters the performance ratio and the energy payment."""
+        return self.treatment != "excluded"
+
+
+def assess_event(outcome: EventOutcome, rules: PaymentRules) -> EventAssessment:
+    """Apply the rules' test-event, opt-out and negative-reduction treatments to one event.
+
+    kWh = sum over intervals with data of kW x minutes / 60; average kW = their mean (0 kW
+    when no interval has data). Full Decimal precision, nothing rounded. Raises
+    ``ValueError`` when ``"floor_interval"`` meets an outcome given only as totals.
+    """
+    zero = Decimal(0)
+    intervals = len(outcome.reduction_kw) if outcome.reduction_kw is not None else 0
+    missing = sum(1 for kw in outcome.reduction_kw or () if kw is None)
+    unmeasured = (zero, zero, zero)
+    if outcome.is_test and rules.test_events == "exclude":
+        note = "test event, excluded by the program's rules"
+        return EventAssessment(outcome, "excluded", *unmeasured, note, intervals, missing, 0)
+    if outcome.opted_out and rules.opted_out_events == "exclude":
+        note = "opted out, excluded by the program's rules"
+        return EventAssessment(outcome, "excluded", *unmeasured, note, intervals, missing, 0)
+    if outcome.opted_out and rules.opted_out_events == "zero_performance":
+        note = "opted out, counted as 0 kW by the program's rules"
+        return EventAssessment(
+            outcome, "zero_performance", *unmeasured, note, intervals, missing, 0
+        )
+    kwh, average, note, floored = _treated_reduction(outcome, rules)
+    ratio = average / outcome.committed_kw
+    return EventAssessment(
+        outcome, "counted", kwh, average, ratio, note, intervals, missing, floored
+    )
+
+
+def assess_events(events: Iterable[EventOutcome], rules: PaymentRules) -> list[EventAssessment]:
+    """:func:`assess_event` for each event, in the given order."""
+    return [assess_event(event, rules) for event in events]
+
+
+def _treated_reduction(
+    outcome: EventOutcome, rules: PaymentRules
+) -> tuple[Decimal, Decimal, str, int]:
+    treatment = rules.negative_reductions
+    zero = Decimal(0)
+    if outcome.reduction_kw is None:
+        if treatment == "floor_interval":
+            raise ValueError(
+                f"event {outcome.event_key}: negative_reductions 'floor_interval' needs "
+                "per-interval reductions, not totals"
+            )
+        kwh, average = outcome.reduction_kwh, outcome.average_reduction_kw
+        assert kwh is not None and average is not None
+        floored = 0
+        note = ""
+    else:
+        values: Sequence[Decimal] = [kw for kw in outcome.reduction_kw if kw is not None]
+        floored = sum(1 for kw in values if kw < 0) if treatment == "floor_interval" else 0
+        if treatment == "floor_interval":
+            values = [max(kw, zero) for kw in values]
+        minutes = outcome.interval_minutes
+        assert minutes is not None
+        total_kw = sum(values, zero)
+        kwh = total_kw * minutes / 60
+        average = total_kw / len(values) if values else zero
+        note = f"{floored} negative interval(s) floored at 0 kW" if floored else ""
+    if treatment == "floor_event" and (kwh < 0 or average < 0):
+        note = "net reduction below zero, floored at 0"
+        kwh, average = max(kwh, zero), max(average, zero)
+    return kwh, average, note, floored
+
+
+def _first_of_month(day: object) -> dt.date:
+    if isinstance(day, dt.datetime) or not isinstance(day, dt.date):
+        raise TypeError(f"months must be dates, got {day!r}")
+    return day.replace(day=1)

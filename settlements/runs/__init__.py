@@ -1,0 +1,58 @@
+"""Settlement runs: a program's period settled into locked, itemized, explained lines.
+
+Services (writes; keyword-only; each one transaction; ``by`` must be in Billing or
+Program managers, else ``PermissionDenied``; refusals raise ``SettlementError`` whose
+message can be shown to the user as it is):
+
+- ``payment_rules_add(program=, rules=PaymentRules(...), by=)`` -> ``PaymentRuleVersion``.
+  ``rules_for(program, on)`` -> the ``PaymentRules`` in effect on a day (a run uses its
+  first day); a program without stored versions settles on its simple rates
+  (``program_rates_rules``: capacity $/kW-month with the linear factor, energy $/kWh).
+- ``settlement_run_create(program=, period_kind="month"|"season", period_start=,
+  period_end=None, by=)`` -> a ``draft`` version 1. Refuses an overlap with any other
+  run of the program (open, or approved: restate that one).
+- ``settlement_run_calculate(run=, by=)`` -> the run, ``calculated``, its lines replaced
+  (see ``settlements.runs.calculation`` for what is read and how). Refused once approved.
+  The Celery task ``settlements.tasks.settlement_run_calculate_task(run_id, user_id)``
+  runs it on the "settlements" queue for large programs.
+- ``settlement_run_approve(run=, by=)`` -> the run, ``approved``; four eyes (not the
+  calculating user), every line ``locked``, the restated version ``superseded``.
+- ``settlement_run_restate(run=, by=)`` -> version n+1, ``calculated``, holding only the
+  differences from all approved versions of the period; ``None`` (and no run) when
+  nothing changed.
+- ``settlements.billing.billing_export_create(run=, by=)`` -> ``BillingExport`` of an
+  approved or exported run (the run becomes ``exported``).
+
+Selectors (``settlements.runs.selectors``): ``settlement_runs(program_id=, status=,
+period_kind=, on=)``, ``run_lines(run)``, ``run_totals_by_kind(run)``,
+``run_versions(run)``, ``run_exports(run)``; ``is_settlement_staff(user)`` for pages.
+
+Statuses: draft -> calculated -> approved -> exported; an approved or exported version is
+superseded once its restatement is approved. Locked lines refuse ``save``/``delete``
+(``settlements.models.LockedLineError``) and, on PostgreSQL, any UPDATE or DELETE.
+A participant statement of a period is the sum of its lines over all versions that are
+approved, exported or superseded.
+"""
+
+from settlements.runs.access import is_settlement_staff, require_settlement_staff
+from settlements.runs.errors import SettlementError
+from settlements.runs.rules import payment_rules_add, program_rates_rules, rules_for
+from settlements.runs.services import (
+    settlement_run_approve,
+    settlement_run_calculate,
+    settlement_run_create,
+    settlement_run_restate,
+)
+
+__all__ = [
+    "SettlementError",
+    "is_settlement_staff",
+    "payment_rules_add",
+    "program_rates_rules",
+    "require_settlement_staff",
+    "rules_for",
+    "settlement_run_approve",
+    "settlement_run_calculate",
+    "settlement_run_create",
+    "settlement_run_restate",
+]

@@ -1,0 +1,383 @@
+"""Writes of settlement runs: create, calculate, approve, restate.
+
+Each service is one transaction; status changes are compare-and-set on the run's row, so
+two clerks clicking at once never both succeed. Refusals raise ``SettlementError`` (the
+message says why and what to do) or ``PermissionDenied`` (the wrong person).
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from enrollment.models import Program
+from settlements.models import Dispute, DisputeEntry, SettlementLine, SettlementRun
+from settlements.payments import LineItem, difference
+from settlements.payments.lines import LineKey
+from settlements.runs.access import require_settlement_staff
+from settlements.runs.calculation import Calculation, LineSource, calculate_lines
+from settlements.runs.errors import SettlementError
+from settlements.runs.rules import rules_for
+
+OPEN_STATUSES = (SettlementRun.Status.DRAFT, SettlementRun.Status.CALCULATED)
+APPROVED_STATUSES = (SettlementRun.Status.APPROVED, SettlementRun.Status.EXPORTED)
+_KIND_ORDER = {kind: index for index, kind in enumerate(SettlementLine.Kind.values)}
+_SIX = Decimal("0.000001")
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def settlement_run_create(
+    *,
+    program: Program,
+    period_kind: str,
+    period_start: dt.date,
+    period_end: dt.date | None = None,
+    by: AbstractBaseUser,
+) -> SettlementRun:
+    """Create version 1 of ``program``'s settlement for a period, as a draft.
+
+    ``period_kind`` ``"month"``: a calendar month, ``period_start`` its first day
+    (``period_end``, if given, its last). ``"season"``: the program's season,
+    ``period_start``/``period_end`` equal to ``season_start``/``season_end`` (the end may
+    be left out). Raises ``PermissionDenied`` unless ``by`` is Billing or Program
+    managers, and ``SettlementError`` for a malformed period or one that overlaps
+    another run of the program (open: finish or recalculate it; approved for the same
+    period: restate it instead).
+    """
+    require_settlement_staff(by)
+    period_end = _checked_period(program, period_kind, period_start, period_end)
+    with transaction.atomic():
+        # Serialises run creation per program: two clerks cannot both pass the check.
+        Program.objects.select_for_update().filter(pk=program.pk).first()
+        overlapping = (
+            SettlementRun.objects.filter(
+                program=program, period_start__lte=period_end, period_end__gte=period_start
+            )
+            .exclude(status=SettlementRun.Status.SUPERSEDED)
+            .order_by("period_start", "version")
+        )
+        for other in overlapping:
+            same = (other.period_start, other.period_end) == (period_start, period_end)
+            if other.status in OPEN_STATUSES:
+                raise SettlementError(
+                    f"Run {other.pk} ({other}) of {program} is still {other.status} for "
+                    f"{other.period_start} to {other.period_end}; calculate and approve it, "
+                    "or recalculate it, instead of starting another."
+                )
+            if same:
+                raise SettlementError(
+                    f"{program} is already settled for {period_start} to {period_end} "
+                    f"(run {other.pk}, version {other.version}, {other.status}); restate "
+                    "that run to correct it."
+                )
+            raise SettlementError(
+                f"{period_start} to {period_end} overlaps run {other.pk} of {program} "
+                f"({other.period_start} to {other.period_end}, {other.status}); a period is "
+                "settled once."
+            )
+        return SettlementRun.objects.create(
+            program=program,
+            period_kind=period_kind,
+            period_start=period_start,
+            period_end=period_end,
+            version=1,
+            created_by=by,
+        )
+
+
+def _checked_period(
+    program: Program, period_kind: str, start: dt.date, end: dt.date | None
+) -> dt.date:
+    if period_kind == SettlementRun.PeriodKind.MONTH:
+        if start.day != 1:
+            raise SettlementError(f"A month run starts on the 1st, not on {start}.")
+        last = start.replace(day=calendar.monthrange(start.year, start.month)[1])
+        if end is not None and end != last:
+            raise SettlementError(
+                f"A month run covers a calendar month: {start} to {last}, not to {end}."
+            )
+        return last
+    if period_kind == SettlementRun.PeriodKind.SEASON:
+        season = (program.season_start, program.season_end)
+        if start != season[0] or (end is not None and end != season[1]):
+            raise SettlementError(
+                f"A season run covers {program}'s season, {season[0]} to {season[1]}."
+            )
+        return season[1]
+    raise SettlementError(f"Unknown period kind {period_kind!r}; use 'month' or 'season'.")
+
+
+def settlement_run_calculate(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun:
+    """Compute and store the lines of a draft or calculated run; it becomes ``calculated``.
+
+    A calculated run's lines are replaced. Version 1 stores the full lines; a restatement
+    (``run.restates`` set) recomputes the full lines as of now and stores only their
+    difference from the lines of all approved earlier versions summed per line key, so
+    stacked restatements stay correct. Lines are ordered by organization, site, kind,
+    event start and reference (``sequence``); ``total`` is the sum of their amounts.
+    Participations left out (no performance yet) are listed in ``notes``. Accepted
+    disputes carried by the run point at their adjustment line.
+
+    Raises ``PermissionDenied`` unless ``by`` is Billing or Program managers, and
+    ``SettlementError`` for a run that is approved (restate it), exported or superseded,
+    or whose program has no payment rules in effect.
+    """
+    require_settlement_staff(by)
+    with transaction.atomic():
+        run = _locked(run)
+        if run.status not in OPEN_STATUSES:
+            raise SettlementError(
+                f"Run {run.pk} is {run.status}: its lines never change; restate it to correct them."
+            )
+        Dispute.objects.filter(adjustment_line__run=run).update(adjustment_line=None)
+        run.lines.all().delete()
+        calculation = calculate_lines(run, rules_for(run.program, run.period_start))
+        items, sources = calculation.items, calculation.sources
+        notes = list(calculation.notes)
+        if run.restates_id is not None:
+            approved, approved_sources = approved_lines(run)
+            items = [
+                item
+                for item in difference(approved, items)
+                # A line already reversed to $0 has nothing left to reverse.
+                if not (item.details.get("restatement") == "reversal" and item.amount == 0)
+            ]
+            sources = {**approved_sources, **sources}
+            if not items:
+                notes.insert(
+                    0,
+                    f"No differences from the approved version{'s' if run.version > 2 else ''}: "
+                    "this restatement changes nothing.",
+                )
+        lines = _store_lines(run, items, sources)
+        carried = {
+            line.reference.removeprefix("dispute:"): line
+            for line in lines
+            if line.reference.startswith("dispute:")
+        }
+        for dispute_id, line in carried.items():
+            Dispute.objects.filter(pk=int(dispute_id)).update(adjustment_line=line)
+        run.status = SettlementRun.Status.CALCULATED
+        run.total = sum((line.amount for line in lines), Decimal("0.00"))
+        run.line_count = len(lines)
+        run.calculated_by = by
+        run.calculated_at = timezone.now()
+        run.notes = _notes(calculation, notes)
+        run.save(
+            update_fields=[
+                "status", "total", "line_count", "calculated_by", "calculated_at", "notes"
+            ]
+        )  # fmt: skip
+    return run
+
+
+def _notes(calculation: Calculation, notes: list[str]) -> str:
+    rules = calculation.rules
+    header = (
+        f"Payment rules {rules.version or 'unnamed'} in effect from "
+        f"{'the start' if rules.effective_from == dt.date.min else rules.effective_from}."
+    )
+    return "\n".join([header, *notes])
+
+
+def _locked(run: SettlementRun) -> SettlementRun:
+    return SettlementRun.objects.select_for_update().select_related("program").get(pk=run.pk)
+
+
+def approved_lines(run: SettlementRun) -> tuple[list[LineItem], dict[LineKey, LineSource]]:
+    """The lines of every approved earlier version of ``run``'s program and period, summed
+    per line key (kind, site, event, reference), as the calculator's ``LineItem``; and
+    the rows each key points at (from its latest line). Keys summing to nothing are kept
+    (with $0), so that ``difference`` sees them."""
+    rows = (
+        SettlementLine.objects.filter(
+            run__program_id=run.program_id,
+            run__period_start=run.period_start,
+            run__period_end=run.period_end,
+            run__version__lt=run.version,
+            run__status__in=SettlementRun.LOCKED_STATUSES,
+        )
+        .order_by("run__version", "sequence")
+        .values_list(
+            "kind", "site_id", "event_id", "reference", "quantity", "unit", "rate", "amount",
+            "explanation", "organization_id", "event__starts_at", "performance_id",
+            "installment_id",
+        )
+    )  # fmt: skip
+    summed: dict[LineKey, LineItem] = {}
+    sources: dict[LineKey, LineSource] = {}
+    for (
+        kind, site_id, event_id, reference, quantity, unit, rate, amount, explanation,
+        organization_id, event_start, performance_id, installment_id,
+    ) in rows:  # fmt: skip
+        key: LineKey = (kind, site_id, event_id, reference or None)
+        previous = summed.get(key)
+        if previous is None:
+            summed[key] = LineItem(
+                kind=kind, site_key=site_id, event_key=event_id, reference=reference or None,
+                quantity=quantity, unit=unit, rate=rate, amount=amount, explanation=explanation,
+            )  # fmt: skip
+        else:
+            total = previous.amount + amount
+            summed[key] = dataclasses.replace(
+                previous,
+                quantity=previous.quantity + quantity,
+                rate=rate,
+                amount=total,
+                explanation=f"{previous.explanation.split(' [as restated')[0]} "
+                f"[as restated to ${total:,.2f}]",
+            )
+        sources[key] = LineSource(
+            organization_id=organization_id,
+            site_id=site_id,
+            event_id=event_id,
+            event_start=event_start,
+            performance_id=performance_id,
+            installment_id=installment_id,
+        )
+    return list(summed.values()), sources
+
+
+def _store_lines(
+    run: SettlementRun, items: Iterable[LineItem], sources: dict[LineKey, LineSource]
+) -> list[SettlementLine]:
+    def order(item: LineItem) -> tuple:
+        source = sources[item.key]
+        return (
+            source.organization_id,
+            source.site_id or 0,
+            _KIND_ORDER[item.kind],
+            source.event_start or _NEVER,
+            str(item.reference or ""),
+            source.event_id or 0,
+        )
+
+    lines = []
+    for sequence, item in enumerate(sorted(items, key=order), start=1):
+        source = sources[item.key]
+        explanation = item.explanation + source.note
+        details = {**item.details, **source.details}
+        if source.dispute_id is not None:
+            details["dispute_id"] = source.dispute_id
+        lines.append(
+            SettlementLine(
+                run=run,
+                sequence=sequence,
+                organization_id=source.organization_id,
+                site_id=source.site_id,
+                kind=item.kind,
+                event_id=source.event_id,
+                performance_id=source.performance_id,
+                installment_id=source.installment_id,
+                reference=str(item.reference or ""),
+                quantity=item.quantity.quantize(_SIX, rounding=ROUND_HALF_UP),
+                unit=item.unit,
+                rate=item.rate.quantize(_SIX, rounding=ROUND_HALF_UP),
+                amount=item.amount,
+                explanation=explanation,
+                details=details,
+            )
+        )
+    return SettlementLine.objects.bulk_create(lines, batch_size=2000)
+
+
+def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun:
+    """Approve a calculated run: lock every line; a restated earlier version is superseded.
+
+    Four eyes: ``by`` must be Billing or Program managers and not the user who calculated
+    it (``PermissionDenied`` otherwise). Raises ``SettlementError`` for a run that is not
+    calculated. Accepted disputes the run carries get a ``carried`` history entry.
+    """
+    require_settlement_staff(by)
+    with transaction.atomic():
+        run = _locked(run)
+        if run.status != SettlementRun.Status.CALCULATED:
+            raise SettlementError(
+                f"Run {run.pk} is {run.status}; only a calculated run can be approved."
+            )
+        if run.calculated_by_id == by.pk:
+            raise PermissionDenied(
+                "Four eyes: the run must be approved by someone other than the person who "
+                f"calculated it ({by})."
+            )
+        now = timezone.now()
+        run.lines.update(locked=True)
+        changed = SettlementRun.objects.filter(
+            pk=run.pk, status=SettlementRun.Status.CALCULATED
+        ).update(status=SettlementRun.Status.APPROVED, approved_by=by, approved_at=now)
+        if not changed:  # pragma: no cover - the row lock makes this unreachable
+            raise SettlementError(f"Run {run.pk} changed meanwhile; reload it.")
+        if run.restates_id is not None:
+            SettlementRun.objects.filter(pk=run.restates_id, status__in=APPROVED_STATUSES).update(
+                status=SettlementRun.Status.SUPERSEDED
+            )
+        DisputeEntry.objects.bulk_create(
+            DisputeEntry(
+                dispute=dispute,
+                author=by,
+                action="carried",
+                text=f"Paid as line {dispute.adjustment_line_id} of run {run.pk} v{run.version}.",
+            )
+            for dispute in Dispute.objects.filter(adjustment_line__run=run)
+        )
+        run.refresh_from_db()
+    return run
+
+
+class _NothingToRestate(Exception):
+    pass
+
+
+def settlement_run_restate(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun | None:
+    """Restate the last approved version of ``run``'s program and period.
+
+    Creates version n+1 (``restates`` = the last approved version) and calculates it:
+    only the differences against the approved lines (see :func:`settlement_run_calculate`).
+    Returns the calculated restatement, to be approved by someone else; returns ``None``
+    and leaves nothing behind when nothing changed. Raises ``PermissionDenied`` unless
+    ``by`` is Billing or Program managers, and ``SettlementError`` when the period has no
+    approved version yet or a newer version is still open.
+    """
+    require_settlement_staff(by)
+    try:
+        with transaction.atomic():
+            Program.objects.select_for_update().filter(pk=run.program_id).first()
+            versions = SettlementRun.objects.filter(
+                program_id=run.program_id, period_start=run.period_start, period_end=run.period_end
+            ).order_by("-version")
+            latest = versions.first()
+            assert latest is not None
+            if latest.status in OPEN_STATUSES:
+                raise SettlementError(
+                    f"Version {latest.version} (run {latest.pk}) of this period is still "
+                    f"{latest.status}; finish it before restating."
+                )
+            approved = versions.filter(status__in=APPROVED_STATUSES).first()
+            if approved is None:
+                raise SettlementError(
+                    f"{run.program} has no approved version for {run.period_start} to "
+                    f"{run.period_end}; approve it before restating."
+                )
+            restatement = SettlementRun.objects.create(
+                program_id=run.program_id,
+                period_kind=approved.period_kind,
+                period_start=approved.period_start,
+                period_end=approved.period_end,
+                version=latest.version + 1,
+                restates=approved,
+                created_by=by,
+            )
+            restatement = settlement_run_calculate(run=restatement, by=by)
+            if restatement.line_count == 0:
+                raise _NothingToRestate
+    except _NothingToRestate:
+        return None
+    return restatement

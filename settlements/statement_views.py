@@ -1,0 +1,442 @@
+"""Statement and dispute pages: participants' statements (portal) and the staff's settlement
+runs, billing export history and dispute queue (console).
+
+Portal pages live under ``/portal/o/<organization_id>/statements/``; the organization,
+run, line and dispute are fetched through the access helpers, so another organization's
+object, and a run participants may not see yet (draft, calculated), answer 404 exactly
+like a missing one. Viewers read; admins and operators dispute and comment (403 for
+viewers). Console pages need staff with the matching permission (403 otherwise);
+deciding disputes is for program managers. Views validate the form, call one service or
+selector and render; the rules live in ``settlements.disputes`` and
+``settlements.statements``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from dr_platform.selectors import get_for_member, membership_role, require_role
+from dr_platform.views import staff_required
+from enrollment.models import Organization
+from settlements import disputes, statements
+from settlements.models import BillingExport, Dispute, SettlementLine, SettlementRun
+
+RUN_VIEW_PERMISSION = "settlements.view_settlementrun"
+EXPORT_VIEW_PERMISSION = "settlements.view_billingexport"
+PAGE_SIZE = 25
+
+
+# --- forms ----------------------------------------------------------------------------------
+
+
+class DisputeRaiseForm(forms.Form):
+    comment = forms.CharField(
+        label="Why is this line wrong?",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=disputes.MAX_TEXT,
+    )
+    claimed_amount = forms.DecimalField(
+        label="The amount you believe is right ($, optional)",
+        required=False,
+        max_digits=14,
+        decimal_places=2,
+    )
+
+
+class CommentForm(forms.Form):
+    text = forms.CharField(
+        label="Comment", widget=forms.Textarea(attrs={"rows": 2}), max_length=disputes.MAX_TEXT
+    )
+
+
+class DisputeAcceptForm(forms.Form):
+    adjustment_amount = forms.DecimalField(
+        label="Adjustment ($; negative recovers money)", max_digits=14, decimal_places=2
+    )
+    reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class DisputeRejectForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (the participant reads it)", widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+def _add_service_errors(form: forms.Form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            for message in errors:
+                form.add_error(field if field in form.fields else None, message)
+    else:
+        for message in error.messages:
+            form.add_error(None, message)
+
+
+# --- portal ---------------------------------------------------------------------------------
+
+
+def _organization(request: HttpRequest, organization_id: int) -> Organization:
+    """The organization of the URL; 404 unless the user is one of its members."""
+    return get_for_member(Organization.objects.all(), request.user, path="", pk=organization_id)
+
+
+def _may_dispute(request: HttpRequest, organization: Organization) -> bool:
+    return membership_role(request.user, organization) in disputes.DISPUTING_ROLES
+
+
+@login_required
+@require_GET
+def portal_statement_list(request: HttpRequest, organization_id: int) -> HttpResponse:
+    """The organization's statements: one row per visible run with its lines' total."""
+    organization = _organization(request, organization_id)
+    return render(
+        request,
+        "portal/statements/list.html",
+        {"organization": organization, "runs": statements.statement_runs(organization)},
+    )
+
+
+def _render_statement(
+    request: HttpRequest,
+    organization: Organization,
+    run: SettlementRun,
+    *,
+    raise_form: tuple[int, DisputeRaiseForm] | None = None,
+    comment_form: tuple[int, CommentForm] | None = None,
+) -> HttpResponse:
+    statement = statements.statement_build(organization, run)
+    return render(
+        request,
+        "portal/statements/statement.html",
+        {
+            "organization": organization,
+            "statement": statement,
+            "run": run,
+            "may_dispute": _may_dispute(request, organization) and statement.disputable,
+            "may_comment": _may_dispute(request, organization),
+            "charts": statements.statement_charts(statement),
+            "error_line_id": raise_form[0] if raise_form else None,
+            "raise_form": raise_form[1] if raise_form else DisputeRaiseForm(),
+            "error_dispute_id": comment_form[0] if comment_form else None,
+            "comment_form": comment_form[1] if comment_form else CommentForm(),
+            "later_versions": run.restatements.filter(
+                status__in=statements.VISIBLE_STATUSES
+            ).order_by("version"),
+        },
+    )
+
+
+@login_required
+@require_GET
+def portal_statement(request: HttpRequest, organization_id: int, run_id: int) -> HttpResponse:
+    """One statement: the organization's lines of the run by site, how each was computed,
+    the event charts, totals, the dispute form per line and every dispute's history."""
+    organization = _organization(request, organization_id)
+    run = statements.statement_run(organization, run_id)
+    return _render_statement(request, organization, run)
+
+
+def _download(content: bytes, content_type: str, file_name: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    return response
+
+
+@login_required
+@require_GET
+def portal_statement_csv(request: HttpRequest, organization_id: int, run_id: int) -> HttpResponse:
+    """The statement's lines as CSV (the same bytes for every download)."""
+    organization = _organization(request, organization_id)
+    run = statements.statement_run(organization, run_id)
+    statement = statements.statement_build(organization, run, with_disputes=False)
+    return _download(
+        statements.statement_csv(statement),
+        "text/csv; charset=utf-8",
+        statements.statement_file_name(statement, "csv"),
+    )
+
+
+@login_required
+@require_GET
+def portal_statement_pdf(request: HttpRequest, organization_id: int, run_id: int) -> HttpResponse:
+    """The statement as a PDF to print or file."""
+    organization = _organization(request, organization_id)
+    run = statements.statement_run(organization, run_id)
+    statement = statements.statement_build(organization, run, with_disputes=False)
+    return _download(
+        statements.statement_pdf(statement),
+        "application/pdf",
+        statements.statement_file_name(statement, "pdf"),
+    )
+
+
+@login_required
+@require_POST
+def portal_dispute_raise(
+    request: HttpRequest, organization_id: int, run_id: int, line_id: int
+) -> HttpResponse:
+    """Dispute one line of the statement (admins and operators; viewers get 403)."""
+    organization = _organization(request, organization_id)
+    run = statements.statement_run(organization, run_id)
+    line = get_for_member(
+        SettlementLine.objects.select_related("organization"),
+        request.user,
+        pk=line_id,
+        run=run,
+        organization=organization,
+    )
+    # Viewers are refused before their form is judged.
+    require_role(request.user, organization, disputes.DISPUTING_ROLES)
+    form = DisputeRaiseForm(request.POST)
+    if form.is_valid():
+        try:
+            disputes.dispute_raise(
+                line=line,
+                by=request.user,
+                comment=form.cleaned_data["comment"],
+                claimed_amount=form.cleaned_data["claimed_amount"],
+            )
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(
+                request,
+                f"Line {line.sequence} is disputed. A program manager will review it; the "
+                "decision and any questions appear under the line.",
+            )
+            return redirect(_line_url(organization.pk, run.pk, line.pk))
+    return _render_statement(request, organization, run, raise_form=(line.pk, form))
+
+
+def _line_url(organization_id: int, run_id: int, line_id: int) -> str:
+    url = reverse("portal:statement", args=[organization_id, run_id])
+    return f"{url}#line-{line_id}"
+
+
+@login_required
+@require_POST
+def portal_dispute_comment(
+    request: HttpRequest, organization_id: int, dispute_id: int
+) -> HttpResponse:
+    """Add a comment to one of the organization's disputes (admins and operators)."""
+    organization = _organization(request, organization_id)
+    dispute = disputes.dispute_for_member(request.user, organization.pk, dispute_id)
+    require_role(request.user, organization, disputes.DISPUTING_ROLES)
+    form = CommentForm(request.POST)
+    if form.is_valid():
+        try:
+            disputes.dispute_comment(
+                dispute=dispute, by=request.user, text=form.cleaned_data["text"]
+            )
+        except ValidationError as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, "Comment added.")
+            return redirect(_line_url(organization.pk, dispute.line.run_id, dispute.line_id))
+    run = statements.statement_run(organization, dispute.line.run_id)
+    return _render_statement(request, organization, run, comment_form=(dispute.pk, form))
+
+
+# --- console --------------------------------------------------------------------------------
+
+
+def _require(request: HttpRequest, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied("Your staff role does not allow this.")
+
+
+def _require_manager(request: HttpRequest) -> None:
+    if not disputes.is_program_manager(request.user):
+        raise PermissionDenied("The dispute queue is for program managers.")
+
+
+@staff_required
+@require_GET
+def console_run_list(request: HttpRequest) -> HttpResponse:
+    """Every settlement run, newest period first: status, total, who calculated and approved."""
+    _require(request, RUN_VIEW_PERMISSION)
+    runs = (
+        SettlementRun.objects.select_related("program", "restates", "calculated_by", "approved_by")
+        .annotate(open_disputes=Count("lines__disputes", filter=Q(lines__disputes__status="open")))
+        .order_by("-period_start", "program__name", "-version")
+    )
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/settlements/run_list.html",
+        {"page_obj": page, "actions": run_actions_available()},
+    )
+
+
+def run_actions_available() -> bool:
+    """Whether the settlement run services (calculate, approve, restate, export) exist in
+    this build; the console shows their buttons only then."""
+    return False
+
+
+@staff_required
+@require_GET
+def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One run: its lines, totals per organization, status and who did what."""
+    _require(request, RUN_VIEW_PERMISSION)
+    run = get_object_or_404(
+        SettlementRun.objects.select_related(
+            "program", "restates", "created_by", "calculated_by", "approved_by"
+        ),
+        pk=run_id,
+    )
+    lines = list(
+        SettlementLine.objects.filter(run=run)
+        .select_related("organization", "site", "event")
+        .annotate(open_disputes=Count("disputes", filter=Q(disputes__status="open")))
+        .order_by("sequence")
+    )
+    totals = (
+        SettlementLine.objects.filter(run=run)
+        .values("organization", "organization__legal_name", "organization__billing_account_number")
+        .annotate(total=Sum("amount"), line_count=Count("pk"))
+        .order_by("organization__legal_name")
+    )
+    total = sum((line.amount for line in lines), Decimal("0.00"))
+    return render(
+        request,
+        "console/settlements/run.html",
+        {
+            "run": run,
+            "lines": lines,
+            "totals": totals,
+            "total": total,
+            "exports": run.exports.select_related("exported_by").defer("content"),
+            "versions": SettlementRun.objects.filter(
+                program=run.program, period_start=run.period_start, period_end=run.period_end
+            ).order_by("version"),
+            "actions": run_actions_available(),
+            "may_export_history": request.user.has_perm(EXPORT_VIEW_PERMISSION),
+        },
+    )
+
+
+@staff_required
+@require_GET
+def console_export_list(request: HttpRequest) -> HttpResponse:
+    """Billing export history, newest first: run, version, file, sha256, rows, who, when."""
+    _require(request, EXPORT_VIEW_PERMISSION)
+    exports = (
+        BillingExport.objects.select_related("run__program", "exported_by")
+        .defer("content")
+        .order_by("-exported_at", "-pk")
+    )
+    page = Paginator(exports, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "console/settlements/export_list.html", {"page_obj": page})
+
+
+@staff_required
+@require_GET
+def console_export_download(request: HttpRequest, export_id: int) -> HttpResponse:
+    """The exported file's bytes exactly as handed to billing."""
+    _require(request, EXPORT_VIEW_PERMISSION)
+    export = get_object_or_404(BillingExport, pk=export_id)
+    return _download(bytes(export.content), "text/csv; charset=utf-8", export.file_name)
+
+
+@staff_required
+@require_GET
+def console_dispute_queue(request: HttpRequest) -> HttpResponse:
+    """Open disputes, oldest first, each with its line, history and the decision forms;
+    then the latest decisions."""
+    _require_manager(request)
+    return render(
+        request,
+        "console/settlements/dispute_queue.html",
+        {
+            "queue": disputes.dispute_queue(),
+            "decided": disputes.disputes_recently_decided(),
+            "accept_form": DisputeAcceptForm(),
+            "reject_form": DisputeRejectForm(),
+            "comment_form": CommentForm(),
+        },
+    )
+
+
+def _console_dispute(dispute_id: int) -> Dispute:
+    queryset = Dispute.objects.select_related(
+        "line__run__program", "line__site", "line__event", "organization", "raised_by",
+        "decided_by",
+    )  # fmt: skip
+    return get_object_or_404(queryset, pk=dispute_id)
+
+
+@staff_required
+def console_dispute(request: HttpRequest, dispute_id: int) -> HttpResponse:
+    """One dispute: the line, the history, and (while open) accept / reject / comment.
+
+    POST with ``action`` = ``accept``, ``reject`` or ``comment`` calls that service.
+    """
+    _require_manager(request)
+    dispute = _console_dispute(dispute_id)
+    accept_form, reject_form, comment_form = DisputeAcceptForm(), DisputeRejectForm(), CommentForm()
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "accept":
+            accept_form = DisputeAcceptForm(request.POST)
+            if accept_form.is_valid():
+                try:
+                    disputes.dispute_accept(
+                        dispute=dispute,
+                        by=request.user,
+                        adjustment_amount=accept_form.cleaned_data["adjustment_amount"],
+                        reason=accept_form.cleaned_data["reason"],
+                    )
+                except ValidationError as error:
+                    _add_service_errors(accept_form, error)
+                else:
+                    messages.success(
+                        request,
+                        f"Dispute accepted; the adjustment goes into the next settlement run "
+                        f"of {dispute.line.run.program}.",
+                    )
+                    return redirect("console:dispute_queue")
+        elif action == "reject":
+            reject_form = DisputeRejectForm(request.POST)
+            if reject_form.is_valid():
+                try:
+                    disputes.dispute_reject(
+                        dispute=dispute, by=request.user, reason=reject_form.cleaned_data["reason"]
+                    )
+                except ValidationError as error:
+                    _add_service_errors(reject_form, error)
+                else:
+                    messages.success(request, "Dispute rejected; the participant sees why.")
+                    return redirect("console:dispute_queue")
+        elif action == "comment":
+            comment_form = CommentForm(request.POST)
+            if comment_form.is_valid():
+                disputes.dispute_comment(
+                    dispute=dispute, by=request.user, text=comment_form.cleaned_data["text"]
+                )
+                messages.success(request, "Comment added; the participant sees it.")
+                return redirect("console:dispute", dispute_id=dispute.pk)
+        else:
+            raise Http404("No such action.")
+    return render(
+        request,
+        "console/settlements/dispute.html",
+        {
+            "dispute": dispute,
+            "entries": dispute.entries.select_related("author"),
+            "accept_form": accept_form,
+            "reject_form": reject_form,
+            "comment_form": comment_form,
+        },
+    )

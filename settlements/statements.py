@@ -1,0 +1,554 @@
+"""Participant statements: one organization's lines of one settlement run, and their files.
+
+A statement is read only from runs whose lines never change again (approved, exported or
+superseded; never a draft or a calculation under review), so what a participant sees,
+downloads and disputes is what billing pays. A restatement (version 2 and later) holds
+only its differences, so each version's statement shows its own lines.
+
+Reads: :func:`statement_runs` (the list page), :func:`statement_run` (404 unless
+visible), :func:`statement_build` (lines grouped by site with the path from kW to
+dollars). Files: :func:`statement_csv` and :func:`statement_pdf`, both deterministic
+for a given statement (the same bytes every time).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Sum
+from django.http import Http404
+from django.utils import timezone
+from django.utils.text import slugify
+
+from enrollment.models import Organization, Site
+from settlements.disputes import DISPUTABLE_STATUSES, disputes_for_lines
+from settlements.models import Dispute, EventPerformance, SettlementLine, SettlementRun
+
+#: Run statuses a participant sees.
+VISIBLE_STATUSES = tuple(SettlementRun.LOCKED_STATUSES)
+CURRENCY = "USD"
+ZERO = Decimal("0.00")
+
+
+# --- the list -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """One run on an organization's statement list: its lines' count and total ($)."""
+
+    run: SettlementRun
+    line_count: int
+    total: Decimal
+
+    @property
+    def total_text(self) -> str:
+        return dollars(self.total)
+
+
+def statement_runs(organization: Organization) -> list[RunSummary]:
+    """The runs with lines of ``organization`` that participants may see, newest period
+    first and, within a period, newest version first; two queries."""
+    totals = {
+        row["run"]: row
+        for row in SettlementLine.objects.filter(
+            organization=organization, run__status__in=VISIBLE_STATUSES
+        )
+        .values("run")
+        .annotate(total=Sum("amount"), line_count=Count("pk"))
+    }
+    runs = (
+        SettlementRun.objects.filter(pk__in=totals)
+        .select_related("program", "restates")
+        .order_by("-period_start", "program__name", "-version")
+    )
+    return [
+        RunSummary(
+            run=run,
+            line_count=totals[run.pk]["line_count"],
+            total=totals[run.pk]["total"] or ZERO,
+        )
+        for run in runs
+    ]
+
+
+def statement_run(organization: Organization, run_id: int) -> SettlementRun:
+    """The run ``run_id`` if ``organization`` has lines in it and participants may see it.
+
+    Raises Http404 otherwise: a draft or calculated run answers like a missing one.
+    """
+    run = (
+        SettlementRun.objects.filter(
+            pk=run_id,
+            status__in=VISIBLE_STATUSES,
+            lines__organization=organization,
+        )
+        .select_related("program", "restates", "approved_by")
+        .distinct()
+        .first()
+    )
+    if run is None:
+        raise Http404("No such statement.")
+    return run
+
+
+# --- one statement --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PerformanceSummary:
+    """How an event line's kW were measured (from its EventPerformance): kW, kWh, ratios."""
+
+    performance: EventPerformance
+    participation_id: int
+    method: str
+    selected_days: list[str]
+    adjustment: str
+    committed_kw: Decimal
+    average_reduction_kw: float | None
+    reduction_kwh: float | None
+    performance_ratio: float | None
+    status: str
+
+    @classmethod
+    def of(cls, performance: EventPerformance) -> PerformanceSummary:
+        return cls(
+            performance=performance,
+            participation_id=performance.participation_id,
+            method=performance.method,
+            selected_days=list(performance.selected_days or []),
+            adjustment=adjustment_text(performance),
+            committed_kw=performance.committed_kw,
+            average_reduction_kw=performance.average_reduction_kw,
+            reduction_kwh=performance.reduction_kwh,
+            performance_ratio=performance.performance_ratio,
+            status=performance.get_status_display(),
+        )
+
+    @property
+    def ratio_percent(self) -> float | None:
+        return None if self.performance_ratio is None else self.performance_ratio * 100
+
+
+def adjustment_text(performance: EventPerformance) -> str:
+    """The baseline adjustment the method applied, in words: ``none``, ``× 1.0500
+    (multiplicative factor)`` or ``+12.000 kW (added to every interval)``."""
+    kind = (performance.parameters or {}).get("adjustment", "none")
+    if kind == "none" or performance.adjustment is None:
+        return "none"
+    if kind == "multiplicative":
+        return f"× {performance.adjustment:.4f} (multiplicative factor)"
+    return f"{performance.adjustment:+.3f} kW (added to every interval)"
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementLine:
+    """One line as the statement shows it, with its measurement and its disputes."""
+
+    line: SettlementLine
+    event_label: str
+    performance: PerformanceSummary | None
+    disputes: list[Dispute]
+
+    @property
+    def open_dispute(self) -> Dispute | None:
+        return next((d for d in self.disputes if d.status == Dispute.Status.OPEN), None)
+
+    @property
+    def quantity_text(self) -> str:
+        return _plain(self.line.quantity)
+
+    @property
+    def rate_text(self) -> str:
+        return rate_text(self.line.rate)
+
+    @property
+    def amount_text(self) -> str:
+        return dollars(self.line.amount)
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteGroup:
+    """A site's lines (``site`` None: lines of the whole organization) and their total."""
+
+    site: Site | None
+    lines: list[StatementLine]
+    total: Decimal
+
+    @property
+    def total_text(self) -> str:
+        return dollars(self.total)
+
+
+@dataclasses.dataclass(frozen=True)
+class Statement:
+    """``organization``'s lines of ``run``, grouped by site; ``total`` is their sum ($)."""
+
+    organization: Organization
+    run: SettlementRun
+    groups: list[SiteGroup]
+    total: Decimal
+    line_count: int
+
+    @property
+    def program(self):
+        return self.run.program
+
+    @property
+    def total_text(self) -> str:
+        return dollars(self.total)
+
+    @property
+    def disputable(self) -> bool:
+        """Whether the run's lines may be disputed (approved or exported, not superseded)."""
+        return self.run.status in DISPUTABLE_STATUSES
+
+    @property
+    def lines(self) -> list[StatementLine]:
+        return [item for group in self.groups for item in group.lines]
+
+
+def event_label(line: SettlementLine, zone: ZoneInfo) -> str:
+    """``Event 12, 2026-07-15 14:00–16:00`` in the program's local time; "" for none."""
+    event = line.event
+    if event is None:
+        return ""
+    start = timezone.localtime(event.starts_at, zone)
+    end = timezone.localtime(event.ends_at, zone)
+    return f"Event {event.pk}, {start:%Y-%m-%d %H:%M}–{end:%H:%M}"
+
+
+def statement_lines(organization: Organization, run: SettlementRun):
+    """``organization``'s lines of ``run`` in the run's order, with site, event and
+    performance fetched."""
+    return (
+        SettlementLine.objects.filter(run=run, organization=organization)
+        .select_related("site", "event", "performance")
+        .order_by("sequence")
+    )
+
+
+def statement_build(
+    organization: Organization, run: SettlementRun, *, with_disputes: bool = True
+) -> Statement:
+    """The statement of ``organization`` for ``run``: lines grouped by site (sites in
+    name order, then lines of the whole organization), each with its performance and,
+    with ``with_disputes``, its disputes and their history. Four queries at most.
+
+    The caller has checked that the run is visible (:func:`statement_run`).
+    """
+    lines = list(statement_lines(organization, run))
+    zone = ZoneInfo(run.program.time_zone)
+    disputes = disputes_for_lines(lines) if with_disputes else {}
+    by_site: dict[int | None, list[StatementLine]] = {}
+    sites: dict[int | None, Site | None] = {}
+    for line in lines:
+        by_site.setdefault(line.site_id, []).append(
+            StatementLine(
+                line=line,
+                event_label=event_label(line, zone),
+                performance=PerformanceSummary.of(line.performance) if line.performance else None,
+                disputes=disputes.get(line.pk, []),
+            )
+        )
+        sites[line.site_id] = line.site
+    order = sorted(
+        by_site, key=lambda key: (key is None, sites[key].name if sites[key] else "", key or 0)
+    )
+    groups = [
+        SiteGroup(
+            site=sites[key],
+            lines=by_site[key],
+            total=sum((item.line.amount for item in by_site[key]), ZERO),
+        )
+        for key in order
+    ]
+    return Statement(
+        organization=organization,
+        run=run,
+        groups=groups,
+        total=sum((group.total for group in groups), ZERO),
+        line_count=len(lines),
+    )
+
+
+# --- files ----------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "program",
+    "period_start",
+    "period_end",
+    "run",
+    "version",
+    "restates_version",
+    "billing_account",
+    "organization",
+    "line",
+    "site",
+    "service_account",
+    "kind",
+    "event",
+    "event_start",
+    "quantity",
+    "unit",
+    "rate",
+    "amount",
+    "currency",
+    "explanation",
+)
+
+
+def statement_file_name(statement: Statement, extension: str) -> str:
+    """``statement-BA-100001-summer-peak-2026-07-v1.csv``: account, program, period, version."""
+    run = statement.run
+    period = f"{run.period_start:%Y-%m}"
+    if (run.period_end.year, run.period_end.month) != (
+        run.period_start.year,
+        run.period_start.month,
+    ):
+        period += f"-to-{run.period_end:%Y-%m}"
+    account = slugify(statement.organization.billing_account_number) or "account"
+    return f"statement-{account}-{slugify(run.program.name)}-{period}-v{run.version}.{extension}"
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal without trailing zeros or exponent: ``120``, ``0.125``."""
+    text = f"{value.normalize():f}"
+    return "0" if text in ("-0", "") else text
+
+
+def statement_csv(statement: Statement) -> bytes:
+    """The statement's lines as CSV (UTF-8, header row, one row per line, in the run's
+    order; amounts with two decimals). Nothing in it depends on when it is made or on the
+    run's later status, so the same statement gives the same bytes every time."""
+    run = statement.run
+    zone = ZoneInfo(run.program.time_zone)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for item in statement.lines:
+        line = item.line
+        event_start = (
+            timezone.localtime(line.event.starts_at, zone).isoformat() if line.event else ""
+        )
+        writer.writerow(
+            [
+                run.program.name,
+                run.period_start.isoformat(),
+                run.period_end.isoformat(),
+                run.pk,
+                run.version,
+                run.restates.version if run.restates_id else "",
+                statement.organization.billing_account_number,
+                statement.organization.legal_name,
+                line.sequence,
+                line.site.name if line.site else "",
+                line.site.service_account_number if line.site else "",
+                line.kind,
+                line.event_id or "",
+                event_start,
+                _plain(line.quantity),
+                line.unit,
+                _plain(line.rate),
+                f"{line.amount:.2f}",
+                CURRENCY,
+                line.explanation,
+            ]
+        )
+    return buffer.getvalue().encode("utf-8")
+
+
+# Helvetica (a PDF standard font, nothing embedded) writes Windows-1252; these characters
+# of the explanations are outside it.
+_PDF_REPLACEMENTS = str.maketrans(
+    {"≈": "~", "→": "->", "≤": "<=", "≥": ">=", "−": "-", "\u2009": " ", "\u202f": " "}
+)
+
+
+def _pdf_text(value: object) -> str:
+    text = str(value).translate(_PDF_REPLACEMENTS)
+    return text.encode("cp1252", errors="replace").decode("cp1252")
+
+
+def dollars(amount: Decimal) -> str:
+    """``$1,234.56`` or ``-$25.00``."""
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.2f}"
+
+
+def rate_text(rate: Decimal) -> str:
+    """A rate as ``$8``, ``$0.125`` or ``-$2.5`` (no rounding)."""
+    sign = "-" if rate < 0 else ""
+    return f"{sign}${_plain(abs(rate))}"
+
+
+def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
+    """The statement as a PDF (US Letter): header with organization, billing
+    account, program, period and version; one table per site with every line's
+    explanation; site totals and the statement total. ``compress=False`` leaves the page
+    streams readable (tests look for the total in them). Deterministic (``invariant``)."""
+    from reportlab.lib import colors
+    from reportlab.lib.enums import TA_RIGHT
+    from reportlab.lib.pagesizes import LETTER
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+    from reportlab.lib.units import inch
+    from reportlab.platypus import (
+        KeepTogether,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+
+    run = statement.run
+    organization = statement.organization
+    styles = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=9, leading=11)
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10, textColor=colors.grey)
+    right = ParagraphStyle("right", parent=body, alignment=TA_RIGHT)
+
+    def para(text: object, style: ParagraphStyle = body) -> Paragraph:
+        from xml.sax.saxutils import escape
+
+        return Paragraph(escape(_pdf_text(text)), style)
+
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=LETTER,
+        leftMargin=0.7 * inch,
+        rightMargin=0.7 * inch,
+        topMargin=0.7 * inch,
+        bottomMargin=0.7 * inch,
+        title=_pdf_text(f"Settlement statement {organization.legal_name} {run}"),
+        author="dr_platform",
+        pageCompression=1 if compress else 0,
+        invariant=1,
+    )
+    story: list = [
+        para("Demand response settlement statement", styles["Title"]),
+        Spacer(1, 4),
+    ]
+    version = f"{run.version}"
+    if run.restates_id:
+        version += f" (restates version {run.restates.version}; lines are differences)"
+    facts = [
+        ("Organization", organization.legal_name),
+        ("Billing account", organization.billing_account_number),
+        ("Program", run.program.name),
+        ("Period", f"{run.period_start:%Y-%m-%d} to {run.period_end:%Y-%m-%d}"),
+        ("Version", version),
+        ("Status", run.get_status_display()),
+    ]
+    if run.approved_at:
+        facts.append(("Approved", f"{timezone.localtime(run.approved_at):%Y-%m-%d}"))
+    header = Table(
+        [[para(label, small), para(value)] for label, value in facts],
+        colWidths=[1.3 * inch, 5.6 * inch],
+        hAlign="LEFT",
+    )
+    header.setStyle(
+        TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)])
+    )
+    story += [header, Spacer(1, 10)]
+
+    widths = [0.35 * inch, 1.35 * inch, 1.9 * inch, 0.9 * inch, 0.8 * inch, 0.8 * inch, 0.9 * inch]
+    for group in statement.groups:
+        if group.site:
+            title = f"{group.site.name} · service account {group.site.service_account_number}"
+        else:
+            title = "Organization-wide lines"
+        rows: list[list] = [
+            [para("#", small), para("Kind", small), para("Event", small),
+             para("Quantity", small), para("Unit", small), para("Rate", small),
+             para("Amount", small)]
+        ]  # fmt: skip
+        style = [
+            ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.grey),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("ALIGN", (3, 0), (-1, -1), "RIGHT"),
+        ]
+        for item in group.lines:
+            line = item.line
+            rows.append(
+                [
+                    para(line.sequence),
+                    para(line.get_kind_display()),
+                    para(item.event_label or "—"),
+                    para(_plain(line.quantity), right),
+                    para(line.unit),
+                    para(rate_text(line.rate), right),
+                    para(dollars(line.amount), right),
+                ]
+            )
+            explanation = line.explanation
+            if item.performance:
+                summary = item.performance
+                measured = [f"Baseline {summary.method}"]
+                if summary.selected_days:
+                    measured.append(f"{len(summary.selected_days)} days selected")
+                measured.append(f"adjustment {summary.adjustment}")
+                if summary.average_reduction_kw is not None:
+                    measured.append(f"average reduction {summary.average_reduction_kw:,.3f} kW")
+                if summary.performance_ratio is not None:
+                    measured.append(f"performance ratio {summary.performance_ratio:.3f}")
+                explanation += "\n" + "; ".join(measured)
+            rows.append(["", para(explanation, small), "", "", "", "", ""])
+            index = len(rows) - 1
+            style += [
+                ("SPAN", (1, index), (-1, index)),
+                ("LINEBELOW", (0, index), (-1, index), 0.25, colors.lightgrey),
+            ]
+        rows.append(
+            [
+                "",
+                para(f"Total for {group.site.name if group.site else 'the organization'}"),
+                "",
+                "",
+                "",
+                "",
+                para(dollars(group.total), right),
+            ]
+        )
+        style += [("SPAN", (1, len(rows) - 1), (-2, len(rows) - 1))]
+        table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
+        table.setStyle(TableStyle(style))
+        story += [KeepTogether([para(title, styles["Heading3"])]), table, Spacer(1, 8)]
+
+    total = Table(
+        [
+            [
+                para("Statement total", styles["Heading3"]),
+                para(
+                    dollars(statement.total),
+                    ParagraphStyle("total", parent=styles["Heading3"], alignment=TA_RIGHT),
+                ),
+            ]
+        ],
+        colWidths=[5.1 * inch, 1.9 * inch],
+        hAlign="LEFT",
+    )
+    total.setStyle(TableStyle([("LINEABOVE", (0, 0), (-1, 0), 1, colors.black)]))
+    story += [
+        total,
+        para(
+            f"{statement.line_count} line{'s' if statement.line_count != 1 else ''}. Amounts in "
+            f"{CURRENCY}; positive amounts are paid to you, negative amounts are charges. "
+            "Each line's explanation shows how it was computed; you can dispute a line from "
+            "the statement page in the portal.",
+            small,
+        ),
+    ]
+    document.build(story)
+    return buffer.getvalue()
+
+
+def statement_charts(statement: Statement) -> dict[int, str]:
+    """Charts of the statement's event lines, by line id (none in this build: the chart
+    module is not part of it yet; the page links to each event's performance page)."""
+    return {}
