@@ -6,6 +6,8 @@ days are those of its program's time zone (see ``settlements.selectors.meter_tim
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from django.conf import settings
 from django.db import models
 
@@ -383,9 +385,11 @@ class LockedLineError(Exception):
 class SettlementLineQuerySet(models.QuerySet):
     """Bulk writes that refuse to touch locked lines, like ``SettlementLine.save``.
 
-    The one bulk change allowed on locked rows is ``update(locked=True)``: the approval
-    locking its run's lines (the PostgreSQL trigger lets it through too, as it only refuses
-    rows whose *old* value is locked).
+    ``update`` and ``delete`` raise ``LockedLineError`` when the queryset holds a locked
+    line, ``bulk_update`` when one of its objects is locked, ``bulk_create`` when an
+    upsert could overwrite one. The one bulk change allowed on locked rows is
+    ``update(locked=True)``: the approval locking its run's lines (the PostgreSQL trigger
+    lets it through too, as it only refuses rows whose *old* value is locked).
     """
 
     def update(self, **kwargs: object) -> int:
@@ -408,6 +412,55 @@ class SettlementLineQuerySet(models.QuerySet):
 
     delete.alters_data = True  # type: ignore[attr-defined]
     delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_update(
+        self, objs: Iterable[SettlementLine], fields: Sequence[str], batch_size: int | None = None
+    ) -> int:
+        """Update lines field by field; refused before anything is written when one of them
+        is locked (Django's own path would refuse too, but inside its transaction)."""
+        objs = list(objs)
+        if self.filter(pk__in=[line.pk for line in objs], locked=True).exists():
+            raise LockedLineError(
+                "Settlement lines of an approved run are locked and cannot be changed; "
+                "correct them with a restatement."
+            )
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_create(
+        self,
+        objs: Iterable[SettlementLine],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Sequence[str] | None = None,
+        unique_fields: Sequence[str] | None = None,
+    ) -> list[SettlementLine]:
+        """Insert lines; an upsert (``update_conflicts``) is refused when it could overwrite
+        a locked line. A line conflicts only on its id or its (run, sequence), and a run's
+        lines are locked all together, so those two are what is checked."""
+        objs = list(objs)
+        if update_conflicts:
+            pks = [line.pk for line in objs if line.pk is not None]
+            run_ids = {line.run_id for line in objs}
+            if self.filter(
+                models.Q(pk__in=pks) | models.Q(run_id__in=run_ids), locked=True
+            ).exists():
+                raise LockedLineError(
+                    "Settlement lines of an approved run are locked and cannot be "
+                    "overwritten; correct them with a restatement."
+                )
+        return super().bulk_create(
+            objs,
+            batch_size=batch_size,
+            ignore_conflicts=ignore_conflicts,
+            update_conflicts=update_conflicts,
+            update_fields=update_fields,
+            unique_fields=unique_fields,
+        )
+
+    bulk_create.alters_data = True  # type: ignore[attr-defined]
 
 
 class SettlementLine(models.Model):
