@@ -38,7 +38,7 @@ from django.dispatch import receiver
 from enrollment.models import ContactMethod
 from enrollment.services import set_verification_sender
 from events.channels import OutboundMessage, TransportError
-from events.services.pipeline import get_transport
+from events.services.pipeline import get_transport, method_options
 
 logger = logging.getLogger(__name__)
 
@@ -62,20 +62,6 @@ _DIGIT_RUN = re.compile(r"\d{4,}")
 def spoken_digits(text: str) -> str:
     """``text`` with every run of four or more digits spelled out as "4, 8, 2, 9 ..."."""
     return _DIGIT_RUN.sub(lambda match: ", ".join(match.group()), text)
-
-
-def method_options(method: ContactMethod) -> dict[str, str]:
-    """The transport ``options`` for ``method``, under the keys the transports read.
-
-    ``endpoint`` for WCTP, ``server`` for SNPP, ``secret`` for webhooks; empty values are
-    left out so the transports fall back to their settings (``WCTP_ENDPOINT`` ...).
-    """
-    options = {
-        "endpoint": method.wctp_endpoint if method.kind == K.PAGER_WCTP else "",
-        "server": method.snpp_host if method.kind == K.PAGER_SNPP else "",
-        "secret": method.webhook_secret if method.kind == K.WEBHOOK else "",
-    }
-    return {key: value for key, value in options.items() if value}
 
 
 def build_verification_message(method: ContactMethod, subject: str, body: str) -> OutboundMessage:

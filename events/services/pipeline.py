@@ -279,24 +279,31 @@ def _still_wanted(notification: Notification) -> str | None:
     return None
 
 
+def method_options(method: ContactMethod) -> dict[str, str]:
+    """The transport ``options`` for ``method``, under the keys the transports read.
+
+    ``endpoint`` for WCTP, ``server`` for SNPP, ``secret`` for webhooks; empty values are
+    left out so the transports fall back to their settings (``WCTP_ENDPOINT`` ...).
+    """
+    options = {
+        "endpoint": method.wctp_endpoint if method.kind == ContactMethod.Kind.PAGER_WCTP else "",
+        "server": method.snpp_host if method.kind == ContactMethod.Kind.PAGER_SNPP else "",
+        "secret": method.webhook_secret if method.kind == ContactMethod.Kind.WEBHOOK else "",
+    }
+    return {key: value for key, value in options.items() if value}
+
+
 def build_message(notification: Notification) -> OutboundMessage:
     """The OutboundMessage a transport sends for ``notification`` (content from notices)."""
     method = notification.contact_method
     content = notices.compose(notification)
-    options: dict[str, str] = {}
-    if method.wctp_endpoint:
-        options["wctp_endpoint"] = method.wctp_endpoint
-    if method.snpp_host:
-        options["snpp_host"] = method.snpp_host
-    if method.webhook_secret:
-        options["webhook_secret"] = method.webhook_secret
     return OutboundMessage(
         notification_id=notification.uuid,
         kind=method.kind,
         address=method.address,
         subject=content.subject,
         text=content.text,
-        options=options,
+        options=method_options(method),
         callback_url=content.callback_url,
         reply_links=content.reply_links,
     )

@@ -306,3 +306,31 @@ def test_unverified_and_disabled_methods_are_never_used(call_event, methods, har
         == "voice"
     )
     assert START  # fixed times throughout
+
+
+def test_a_live_webhook_notice_is_signed_with_the_methods_secret(call_event, harbor, settings):
+    """The pipeline hands the transport the method's own secret: the receiver can verify it."""
+    from events.channels import webhook
+    from tests.enrollment.factories import ContactFactory, ContactMethodFactory
+    from tests.stubs.webhook import WebhookStub
+
+    settings.NOTIFICATION_MODE = "live"
+    with WebhookStub() as receiver:
+        method = ContactMethodFactory(
+            contact=ContactFactory(organization=harbor, name="Harbor EMS"),
+            kind=ContactMethod.Kind.WEBHOOK,
+            address=receiver.url,
+            webhook_secret="s3cret-for-harbor",
+            escalation_order=1,
+        )
+        notification = (
+            call_event().event.notifications.filter(contact_method=method).order_by("pk").first()
+        )
+        # A webhook's 2xx answer is its delivery receipt.
+        assert services.notification_send(notification.pk, now=NOW) == N.DELIVERED
+        (request,) = receiver.requests
+    signature = request.headers[webhook.SIGNATURE_HEADER.lower()]
+    assert webhook.verify(request.body, "s3cret-for-harbor", signature)
+    assert not webhook.verify(request.body, "another-secret", signature)
+    notification.refresh_from_db()
+    assert notification.status == N.DELIVERED
