@@ -18,6 +18,7 @@ from dr_platform.models import Membership
 from dr_platform.roles import AUDITORS, BILLING, PROGRAM_MANAGERS
 from enrollment.models import Meter, Organization
 from events.models import Participation
+from settlements.models import BillingExport, Dispute, SettlementRun
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - published demo login, local only
 
@@ -95,11 +96,18 @@ def _load_meter_data() -> None:
     load_meter_data_demo()
 
 
+def _load_settlements() -> None:
+    from settlements.demo import load_settlement_demo
+
+    load_settlement_demo()
+
+
 DEMO_LOADERS: list[Callable[[], None]] = [
     load_foundation,
     _load_enrollment,
     _load_events,
     _load_meter_data,
+    _load_settlements,
 ]
 
 
@@ -108,6 +116,42 @@ def load_demo_data() -> None:
     with transaction.atomic():
         for loader in DEMO_LOADERS:
             loader()
+
+
+def _statement_run(organization: Organization) -> int | None:
+    """The organization's latest statement (a run participants may see with its lines)."""
+    return (
+        SettlementRun.objects.filter(
+            status__in=SettlementRun.LOCKED_STATUSES, lines__organization=organization
+        )
+        .order_by("-period_start", "-version")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _statement_pages(organization: Organization) -> tuple[str, ...]:
+    """The statement list and, when there is one, a statement with its PDF and CSV."""
+    base = f"/portal/o/{organization.pk}/statements/"
+    run_id = _statement_run(organization)
+    if run_id is None:
+        return (base,)
+    return (
+        base,
+        f"{base}{run_id}/",
+        f"{base}{run_id}/statement.pdf",
+        f"{base}{run_id}/statement.csv",
+    )
+
+
+def _other_statement(owner: Organization) -> tuple[str, ...]:
+    """``owner``'s statement pages, which another organization's members must not see:
+    the list, and its latest statement with its PDF (404, like a missing one)."""
+    base = f"/portal/o/{owner.pk}/statements/"
+    run_id = _statement_run(owner)
+    if run_id is None:
+        return (base,)
+    return (base, f"{base}{run_id}/", f"{base}{run_id}/statement.pdf")
 
 
 def demo_logins() -> list[DemoLogin]:
@@ -134,6 +178,25 @@ def demo_logins() -> list[DemoLogin]:
     harbor_audit = (
         harbor.sites.filter(audits__status="completed").values_list("audits__pk", flat=True).first()
     )
+    harbor_statements, northside_statements = (
+        _statement_pages(organization) for organization in (harbor, northside)
+    )
+    export = BillingExport.objects.order_by("pk").values_list("pk", "run_id").first()
+    settlement_pages = (
+        "/console/settlements/", "/console/settlements/exports/",
+        *((f"/console/settlements/runs/{export[1]}/",
+           f"/console/settlements/exports/{export[0]}/download/") if export else ()),
+    )  # fmt: skip
+    dispute_id = (
+        Dispute.objects.filter(status=Dispute.Status.OPEN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    dispute_pages = (
+        "/console/settlements/disputes/",
+        *((f"/console/settlements/disputes/{dispute_id}/",) if dispute_id else ()),
+    )
     return [
         DemoLogin(
             "manager",
@@ -144,12 +207,13 @@ def demo_logins() -> list[DemoLogin]:
                 "/console/enrollments/export.csv", "/api/enrollments/",
                 "/admin/enrollment/program/", "/admin/enrollment/enrollment/",
                 "/console/meterdata/", f"/console/meterdata/meters/{harbor_meter}/quality/",
+                *dispute_pages,
             ),
         ),
         DemoLogin("auditor", "auditor", ("/console/", "/admin/enrollment/audit/")),
         DemoLogin(
             "billing", "billing clerk",
-            ("/console/", "/console/enrollments/", "/console/meterdata/"),
+            ("/console/", "/console/enrollments/", "/console/meterdata/", *settlement_pages),
         ),
         DemoLogin(
             "harbor",
@@ -160,10 +224,11 @@ def demo_logins() -> list[DemoLogin]:
                 *((f"/portal/o/{harbor.pk}/audits/{harbor_audit}/",) if harbor_audit else ()),
                 f"/portal/meters/{harbor_meter}/quality/",
                 *harbor_events, f"/portal/o/{harbor.pk}/events/unavailability/",
+                *harbor_statements,
             ),
             forbidden=(
                 f"/portal/meters/{northside_meter}/quality/",
-                *northside_events,
+                *northside_events, *_other_statement(northside),
                 f"/portal/o/{northside.pk}/", f"/api/organizations/{northside.pk}/",
                 f"/portal/o/{northside.pk}/contacts/",
                 *((f"/portal/o/{northside.pk}/audits/{harbor_audit}/",) if harbor_audit else ()),
@@ -175,10 +240,11 @@ def demo_logins() -> list[DemoLogin]:
             (
                 f"/portal/o/{northside.pk}/", f"/portal/o/{northside.pk}/contacts/",
                 f"/portal/meters/{northside_meter}/quality/", *northside_events,
+                *northside_statements,
             ),
             forbidden=(
                 f"/portal/o/{harbor.pk}/", f"/portal/meters/{harbor_meter}/quality/",
-                *harbor_events,
+                *harbor_events, *_other_statement(harbor),
             ),
         ),
     ]  # fmt: skip
