@@ -51,6 +51,12 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
         _unavailable(f"needs Redis at {redis_url()}, which does not answer")
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    """Factories and logins hash passwords in most tests; PBKDF2 would cost seconds each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_celery(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Give the test session its own filesystem-broker folders (when that broker is in use).

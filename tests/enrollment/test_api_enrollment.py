@@ -17,11 +17,6 @@ from tests.enrollment.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def two_organizations(organization_a, organization_b):
     """A has two sites (one active, one applied); B has one active site."""

@@ -20,11 +20,6 @@ APPLIED = Enrollment.Status.APPLIED
 ACTIVE = Enrollment.Status.ACTIVE
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _application(**fields) -> Enrollment:
     return EnrollmentFactory(status=APPLIED, active_from=None, commitment_ends=None, **fields)
 

@@ -192,12 +192,6 @@ def live_twilio(twilio_stub) -> Iterator[Any]:  # noqa: F811
         yield twilio_stub
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    # Factories set a password on every user; PBKDF2 would make each test seconds slower.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def call_event_soon(program, enrollments, methods, manager_user) -> Callable[..., Event]:
     """Call an event starting about three hours from the real clock.

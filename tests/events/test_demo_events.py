@@ -33,11 +33,6 @@ pytestmark = pytest.mark.django_db
 P = Participation.Status
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _enrollment_demo_stand_in() -> None:
     year = timezone.localdate().year
     program = ProgramFactory(

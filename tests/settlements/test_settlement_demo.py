@@ -43,8 +43,7 @@ HOURS = Decimal(4)  # the demo event runs 14:00-18:00
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing_and_media(settings, tmp_path) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _media_and_sandbox(settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.NOTIFICATION_MODE = "sandbox"
 
