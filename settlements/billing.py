@@ -57,7 +57,10 @@ COLUMNS = (
     "currency",
 )
 
-EXPORTABLE = (SettlementRun.Status.APPROVED, SettlementRun.Status.EXPORTED)
+#: Statuses whose lines are locked and go to billing. A superseded version is exportable
+#: because its restatement holds only the differences: a version approved and then
+#: restated before anyone exported it would otherwise never reach billing at all.
+EXPORTABLE = SettlementRun.LOCKED_STATUSES
 
 
 def _plain(value: Decimal) -> str:
@@ -127,25 +130,21 @@ def billing_file_name(run: SettlementRun) -> str:
 
 
 def billing_export_create(*, run: SettlementRun, by: AbstractBaseUser) -> BillingExport:
-    """Export an approved (or already exported) run to billing and record the hand-over.
+    """Export an approved (or already exported, or superseded) run to billing and record
+    the hand-over.
 
-    Returns the ``BillingExport`` (file bytes, sha256, row count, who, when); the run
-    becomes ``exported`` (``exported_at`` is the first export's time). Exporting again
-    records another export of byte-identical content. Raises ``PermissionDenied`` unless
-    ``by`` is Billing or Program managers, and ``SettlementError`` for a run that is not
-    approved or exported (a draft, calculated or superseded one).
+    Returns the ``BillingExport`` (file bytes, sha256, row count, who, when). An approved
+    run becomes ``exported``; a superseded one stays superseded. ``exported_at`` is the
+    first export's time. Exporting again records another export of byte-identical
+    content. Raises ``PermissionDenied`` unless ``by`` is Billing or Program managers,
+    and ``SettlementError`` for a run that is not approved yet (draft or calculated).
     """
     require_settlement_staff(by)
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().select_related("program").get(pk=run.pk)
         if run.status not in EXPORTABLE:
             raise SettlementError(
-                f"Run {run.pk} is {run.status}; only approved runs are exported to billing"
-                + (
-                    " (a superseded version's corrections are in its restatement)."
-                    if run.status == SettlementRun.Status.SUPERSEDED
-                    else "."
-                )
+                f"Run {run.pk} is {run.status}; only approved runs are exported to billing."
             )
         content, rows = billing_csv(run)
         export = BillingExport.objects.create(
@@ -156,8 +155,11 @@ def billing_export_create(*, run: SettlementRun, by: AbstractBaseUser) -> Billin
             row_count=rows,
             exported_by=by,
         )
+        now = timezone.now()
         if run.status == SettlementRun.Status.APPROVED:
             SettlementRun.objects.filter(pk=run.pk, status=SettlementRun.Status.APPROVED).update(
-                status=SettlementRun.Status.EXPORTED, exported_at=timezone.now()
+                status=SettlementRun.Status.EXPORTED, exported_at=now
             )
+        else:
+            SettlementRun.objects.filter(pk=run.pk, exported_at=None).update(exported_at=now)
     return export

@@ -21,7 +21,8 @@ message can be shown to the user as it is):
   differences from all approved versions of the period; ``None`` (and no run) when
   nothing changed.
 - ``settlements.billing.billing_export_create(run=, by=)`` -> ``BillingExport`` of an
-  approved or exported run (the run becomes ``exported``).
+  approved, exported or superseded run (an approved run becomes ``exported``; a
+  superseded one stays so, since its restatement holds only the differences).
 
 Selectors (``settlements.runs.selectors``): ``settlement_runs(program_id=, status=,
 period_kind=, on=)``, ``run_lines(run)``, ``run_totals_by_kind(run)``,
