@@ -28,9 +28,18 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dr_platform.selectors import get_for_member, membership_role, require_role
 from dr_platform.views import staff_required
-from enrollment.models import Organization
+from enrollment.models import Organization, Program
 from settlements import disputes, statements
+from settlements.billing import billing_export_create
 from settlements.models import BillingExport, Dispute, SettlementLine, SettlementRun
+from settlements.runs import (
+    SettlementError,
+    is_settlement_staff,
+    settlement_run_approve,
+    settlement_run_calculate,
+    settlement_run_create,
+    settlement_run_restate,
+)
 
 RUN_VIEW_PERMISSION = "settlements.view_settlementrun"
 EXPORT_VIEW_PERMISSION = "settlements.view_billingexport"
@@ -45,6 +54,9 @@ class DisputeRaiseForm(forms.Form):
         label="Why is this line wrong?",
         widget=forms.Textarea(attrs={"rows": 3}),
         max_length=disputes.MAX_TEXT,
+        error_messages={
+            "required": "Say why this line is wrong, so the program manager can check it."
+        },
     )
     claimed_amount = forms.DecimalField(
         label="The amount you believe is right ($, optional)",
@@ -56,20 +68,37 @@ class DisputeRaiseForm(forms.Form):
 
 class CommentForm(forms.Form):
     text = forms.CharField(
-        label="Comment", widget=forms.Textarea(attrs={"rows": 2}), max_length=disputes.MAX_TEXT
+        label="Comment",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=disputes.MAX_TEXT,
+        error_messages={"required": "Write the comment first."},
     )
 
 
 class DisputeAcceptForm(forms.Form):
     adjustment_amount = forms.DecimalField(
-        label="Adjustment ($; negative recovers money)", max_digits=14, decimal_places=2
+        label="Adjustment ($; negative recovers money)",
+        max_digits=14,
+        decimal_places=2,
+        error_messages={"required": "Enter the adjustment in dollars, e.g. 25.00."},
     )
-    reason = forms.CharField(label="Reason", widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(
+        label="Reason",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=disputes.MAX_TEXT,
+        error_messages={"required": "Give the reason for accepting; the participant reads it."},
+    )
 
 
 class DisputeRejectForm(forms.Form):
     reason = forms.CharField(
-        label="Reason (the participant reads it)", widget=forms.Textarea(attrs={"rows": 2})
+        label="Reason (the participant reads it)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=disputes.MAX_TEXT,
+        error_messages={
+            "required": "A rejection needs a reason: say why the line stands, the participant "
+            "reads it."
+        },
     )
 
 
@@ -115,7 +144,7 @@ def _render_statement(
     raise_form: tuple[int, DisputeRaiseForm] | None = None,
     comment_form: tuple[int, CommentForm] | None = None,
 ) -> HttpResponse:
-    statement = statements.statement_build(organization, run)
+    statement = statements.statement_build(organization, run, with_charts=True)
     return render(
         request,
         "portal/statements/statement.html",
@@ -125,7 +154,6 @@ def _render_statement(
             "run": run,
             "may_dispute": _may_dispute(request, organization) and statement.disputable,
             "may_comment": _may_dispute(request, organization),
-            "charts": statements.statement_charts(statement),
             "error_line_id": raise_form[0] if raise_form else None,
             "raise_form": raise_form[1] if raise_form else DisputeRaiseForm(),
             "error_dispute_id": comment_form[0] if comment_form else None,
@@ -261,34 +289,83 @@ def _require_manager(request: HttpRequest) -> None:
         raise PermissionDenied("The dispute queue is for program managers.")
 
 
-@staff_required
-@require_GET
-def console_run_list(request: HttpRequest) -> HttpResponse:
-    """Every settlement run, newest period first: status, total, who calculated and approved."""
-    _require(request, RUN_VIEW_PERMISSION)
+class RunCreateForm(forms.Form):
+    program = forms.ModelChoiceField(
+        queryset=Program.objects.order_by("name"),
+        error_messages={"required": "Choose the program to settle."},
+    )
+    period_kind = forms.ChoiceField(
+        label="Period", choices=SettlementRun.PeriodKind.choices, initial="month"
+    )
+    period_start = forms.DateField(
+        label="First day",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="A month run starts on the 1st; a season run on the program's season start.",
+        error_messages={"required": "Enter the period's first day."},
+    )
+
+
+def _run_list(request: HttpRequest, create_form: RunCreateForm | None = None) -> HttpResponse:
     runs = (
         SettlementRun.objects.select_related("program", "restates", "calculated_by", "approved_by")
         .annotate(open_disputes=Count("lines__disputes", filter=Q(lines__disputes__status="open")))
         .order_by("-period_start", "program__name", "-version")
     )
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    may_act = is_settlement_staff(request.user)
     return render(
         request,
         "console/settlements/run_list.html",
-        {"page_obj": page, "actions": run_actions_available()},
+        {
+            "page_obj": page,
+            "may_act": may_act,
+            "create_form": (create_form or RunCreateForm()) if may_act else None,
+        },
     )
 
 
-def run_actions_available() -> bool:
-    """Whether the settlement run services (calculate, approve, restate, export) exist in
-    this build; the console shows their buttons only then."""
-    return False
+@staff_required
+@require_GET
+def console_run_list(request: HttpRequest) -> HttpResponse:
+    """Every settlement run, newest period first: status, total, who calculated and approved;
+    for Billing and Program managers, the form that starts a run."""
+    _require(request, RUN_VIEW_PERMISSION)
+    return _run_list(request)
+
+
+def _require_settlement_staff(request: HttpRequest) -> None:
+    if not is_settlement_staff(request.user):
+        raise PermissionDenied("Only Billing and Program managers work on settlement runs.")
+
+
+@staff_required
+@require_POST
+def console_run_create(request: HttpRequest) -> HttpResponse:
+    """Start a draft run of a program's month or season (Billing and Program managers)."""
+    _require_settlement_staff(request)
+    form = RunCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            run = settlement_run_create(
+                program=form.cleaned_data["program"],
+                period_kind=form.cleaned_data["period_kind"],
+                period_start=form.cleaned_data["period_start"],
+                by=request.user,
+            )
+        except SettlementError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, f"Run {run.pk} ({run}) created as a draft; calculate it.")
+            return redirect("console:settlement_run", run_id=run.pk)
+    return _run_list(request, form)
 
 
 @staff_required
 @require_GET
 def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
-    """One run: its lines, totals per organization, status and who did what."""
+    """One run: its lines, totals per organization, status and who did what; for Billing
+    and Program managers, the buttons its status allows (calculate, approve, export,
+    restate)."""
     _require(request, RUN_VIEW_PERMISSION)
     run = get_object_or_404(
         SettlementRun.objects.select_related(
@@ -321,10 +398,68 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
             "versions": SettlementRun.objects.filter(
                 program=run.program, period_start=run.period_start, period_end=run.period_end
             ).order_by("version"),
-            "actions": run_actions_available(),
+            "may_act": is_settlement_staff(request.user),
+            "calculated_by_me": run.calculated_by_id == request.user.pk,
             "may_export_history": request.user.has_perm(EXPORT_VIEW_PERMISSION),
         },
     )
+
+
+@staff_required
+@require_POST
+def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
+    """POST ``action`` = ``calculate``, ``approve``, ``export`` or ``restate``: call that
+    service and come back to the run page with what happened, or why it was refused (a run
+    in the wrong status; four eyes: the one who calculated a run does not approve it).
+
+    Calculation runs within the request: a program of a few thousand sites takes seconds.
+    """
+    _require_settlement_staff(request)
+    run = get_object_or_404(SettlementRun, pk=run_id)
+    action = request.POST.get("action")
+    user = request.user
+    try:
+        if action == "calculate":
+            run = settlement_run_calculate(run=run, by=user)
+            messages.success(
+                request,
+                f"Calculated: {run.line_count} line{'s' if run.line_count != 1 else ''}, "
+                f"total {statements.dollars(run.total)}. Someone other than you approves it.",
+            )
+        elif action == "approve":
+            run = settlement_run_approve(run=run, by=user)
+            messages.success(
+                request,
+                "Approved: the lines are locked and participants see their statements.",
+            )
+        elif action == "export":
+            export = billing_export_create(run=run, by=user)
+            messages.success(
+                request,
+                f"Exported {export.file_name}: {export.row_count} "
+                f"row{'s' if export.row_count != 1 else ''}, sha256 {export.sha256}.",
+            )
+        elif action == "restate":
+            restatement = settlement_run_restate(run=run, by=user)
+            if restatement is None:
+                messages.info(
+                    request,
+                    "Nothing changed since the approved version: no restatement was made.",
+                )
+            else:
+                messages.success(
+                    request,
+                    f"Version {restatement.version} holds the {restatement.line_count} "
+                    "differences from the approved version; someone other than you approves it.",
+                )
+                return redirect("console:settlement_run", run_id=restatement.pk)
+        else:
+            raise Http404("No such action.")
+    except (SettlementError, PermissionDenied) as error:
+        # The caller is settlement staff (checked above): a PermissionDenied here is the
+        # four-eyes rule, which the clerk must read, not a bare 403 page.
+        messages.error(request, str(error))
+    return redirect("console:settlement_run", run_id=run.pk)
 
 
 @staff_required
@@ -377,6 +512,15 @@ def _console_dispute(dispute_id: int) -> Dispute:
     return get_object_or_404(queryset, pk=dispute_id)
 
 
+def _decision_refused(
+    request: HttpRequest, dispute: Dispute, error: ValidationError
+) -> HttpResponse:
+    """Show why a decision was refused (decided meanwhile) above the decision that stands."""
+    for message in error.messages:
+        messages.error(request, message)
+    return redirect("console:dispute", dispute_id=dispute.pk)
+
+
 @staff_required
 def console_dispute(request: HttpRequest, dispute_id: int) -> HttpResponse:
     """One dispute: the line, the history, and (while open) accept / reject / comment.
@@ -399,6 +543,8 @@ def console_dispute(request: HttpRequest, dispute_id: int) -> HttpResponse:
                         reason=accept_form.cleaned_data["reason"],
                     )
                 except ValidationError as error:
+                    if not hasattr(error, "error_dict"):
+                        return _decision_refused(request, dispute, error)
                     _add_service_errors(accept_form, error)
                 else:
                     messages.success(
@@ -415,6 +561,8 @@ def console_dispute(request: HttpRequest, dispute_id: int) -> HttpResponse:
                         dispute=dispute, by=request.user, reason=reject_form.cleaned_data["reason"]
                     )
                 except ValidationError as error:
+                    if not hasattr(error, "error_dict"):
+                        return _decision_refused(request, dispute, error)
                     _add_service_errors(reject_form, error)
                 else:
                     messages.success(request, "Dispute rejected; the participant sees why.")

@@ -7,8 +7,9 @@ only its differences, so each version's statement shows its own lines.
 
 Reads: :func:`statement_runs` (the list page), :func:`statement_run` (404 unless
 visible), :func:`statement_build` (lines grouped by site with the path from kW to
-dollars). Files: :func:`statement_csv` and :func:`statement_pdf`, both deterministic
-for a given statement (the same bytes every time).
+dollars and, for the page, each event line's load chart). Files: :func:`statement_csv`
+and :func:`statement_pdf`, both deterministic for a given statement (the same bytes every
+time).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from zoneinfo import ZoneInfo
 from django.db.models import Count, Sum
 from django.http import Http404
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.utils.text import slugify
 
 from enrollment.models import Organization, Site
+from events.models import Participation
 from settlements.disputes import DISPUTABLE_STATUSES, disputes_for_lines
 from settlements.models import Dispute, EventPerformance, SettlementLine, SettlementRun
 
@@ -147,12 +150,14 @@ def adjustment_text(performance: EventPerformance) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class StatementLine:
-    """One line as the statement shows it, with its measurement and its disputes."""
+    """One line as the statement shows it, with its measurement, its disputes and (event
+    lines measured from interval data, when asked for) the event's load chart as SVG."""
 
     line: SettlementLine
     event_label: str
     performance: PerformanceSummary | None
     disputes: list[Dispute]
+    chart: SafeString | None = None
 
     @property
     def open_dispute(self) -> Dispute | None:
@@ -233,17 +238,24 @@ def statement_lines(organization: Organization, run: SettlementRun):
 
 
 def statement_build(
-    organization: Organization, run: SettlementRun, *, with_disputes: bool = True
+    organization: Organization,
+    run: SettlementRun,
+    *,
+    with_disputes: bool = True,
+    with_charts: bool = False,
 ) -> Statement:
     """The statement of ``organization`` for ``run``: lines grouped by site (sites in
     name order, then lines of the whole organization), each with its performance and,
-    with ``with_disputes``, its disputes and their history. Four queries at most.
+    with ``with_disputes``, its disputes and their history; with ``with_charts``, each
+    event line's chart (baseline and actual kW over the event day, see
+    :func:`event_line_charts`). Five queries at most.
 
     The caller has checked that the run is visible (:func:`statement_run`).
     """
     lines = list(statement_lines(organization, run))
     zone = ZoneInfo(run.program.time_zone)
     disputes = disputes_for_lines(lines) if with_disputes else {}
+    charts = event_line_charts(lines, zone) if with_charts else {}
     by_site: dict[int | None, list[StatementLine]] = {}
     sites: dict[int | None, Site | None] = {}
     for line in lines:
@@ -253,6 +265,7 @@ def statement_build(
                 event_label=event_label(line, zone),
                 performance=PerformanceSummary.of(line.performance) if line.performance else None,
                 disputes=disputes.get(line.pk, []),
+                chart=charts.get(line.pk),
             )
         )
         sites[line.site_id] = line.site
@@ -274,6 +287,33 @@ def statement_build(
         total=sum((group.total for group in groups), ZERO),
         line_count=len(lines),
     )
+
+
+def event_line_charts(lines: list[SettlementLine], zone: ZoneInfo) -> dict[int, SafeString]:
+    """The load chart of each line whose performance has the event day's interval data,
+    by line id: the same chart as the event performance page (actual, adjusted and
+    unadjusted baseline kW over the local event day, the event shaded), so the statement
+    and that page never disagree. One query for the participations, whatever the count.
+
+    Lines without performance (capacity, enablement, adjustments) or whose performance
+    had too little data to draw get none.
+    """
+    from settlements.performance_views import _chart as performance_chart
+
+    drawable = [
+        line for line in lines if line.performance is not None and line.performance.day_actual
+    ]
+    if not drawable:
+        return {}
+    participations = Participation.objects.select_related("event", "enrollment__site").in_bulk(
+        {line.performance.participation_id for line in drawable}
+    )
+    return {
+        line.pk: performance_chart(
+            line.performance, participations[line.performance.participation_id], zone
+        )
+        for line in drawable
+    }
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -381,9 +421,12 @@ def dollars(amount: Decimal) -> str:
 
 
 def rate_text(rate: Decimal) -> str:
-    """A rate as ``$8``, ``$0.125`` or ``-$2.5`` (no rounding)."""
+    """A rate with at least two decimals and every further one it has, never rounded:
+    ``$8.00``, ``$0.50``, ``$0.125``, ``-$2.50`` (as the lines' explanations write it)."""
     sign = "-" if rate < 0 else ""
-    return f"{sign}${_plain(abs(rate))}"
+    magnitude = abs(rate).normalize()
+    places = max(2, -magnitude.as_tuple().exponent)  # type: ignore[operator]
+    return f"{sign}${magnitude:,.{places}f}"
 
 
 def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
@@ -546,9 +589,3 @@ def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
     ]
     document.build(story)
     return buffer.getvalue()
-
-
-def statement_charts(statement: Statement) -> dict[int, str]:
-    """Charts of the statement's event lines, by line id (none in this build: the chart
-    module is not part of it yet; the page links to each event's performance page)."""
-    return {}

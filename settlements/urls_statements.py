@@ -27,7 +27,13 @@ portal_urlpatterns = [
 
 console_urlpatterns = [
     path("settlements/", views.console_run_list, name="settlement_runs"),
+    path("settlements/runs/new/", views.console_run_create, name="settlement_run_create"),
     path("settlements/runs/<int:run_id>/", views.console_run, name="settlement_run"),
+    path(
+        "settlements/runs/<int:run_id>/action/",
+        views.console_run_action,
+        name="settlement_run_action",
+    ),
     path("settlements/exports/", views.console_export_list, name="billing_exports"),
     path(
         "settlements/exports/<int:export_id>/download/",
