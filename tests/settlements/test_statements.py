@@ -1,0 +1,200 @@
+"""Participant statements in the portal: what each member sees, the page, the CSV and the PDF."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from dr_platform.models import Membership
+from settlements.models import SettlementRun
+from settlements.statements import rate_text
+from tests.settlements.settlement_helpers import calculated, enroll, make_program
+from tests.settlements.statement_cast import (
+    assert_phone_ready,
+    make_cast,
+    member,
+    pdf_text,
+)
+
+
+@pytest.fixture
+def cast(july_program):
+    return make_cast(july_program)
+
+
+def _urls(organization, run) -> dict[str, str]:
+    args = [organization.pk, run.pk]
+    return {
+        "page": reverse("portal:statement", args=args),
+        "csv": reverse("portal:statement_csv", args=args),
+        "pdf": reverse("portal:statement_pdf", args=args),
+    }
+
+
+def test_the_list_shows_only_approved_runs_of_the_members_organization(cast, client):
+    # A second program settles Acme too, but its run is only calculated: not a statement yet.
+    other = make_program(capacity_rate="5")
+    enroll(other, "20", site=cast.acme.sites.get())
+    pending = calculated(other)
+    assert pending.status == SettlementRun.Status.CALCULATED
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+
+    response = client.get(reverse("portal:statement_list", args=[cast.acme.pk]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert [summary.run.pk for summary in response.context["runs"]] == [cast.run.pk]
+    assert _urls(cast.acme, cast.run)["page"] in html
+    assert "$700.00" in html  # Acme's lines only; the run's total is $1,150.00
+    assert "$1,150.00" not in html and "$450.00" not in html
+    assert reverse("portal:statement", args=[cast.acme.pk, pending.pk]) not in html
+    assert_phone_ready(html)
+    # The calculated run's statement is not there yet, whatever the URL.
+    for url in _urls(cast.acme, pending).values():
+        assert client.get(url).status_code == 404
+
+
+def test_another_organizations_statement_and_files_answer_404_like_a_missing_one(cast, client):
+    missing_run = SettlementRun(pk=cast.run.pk + 1000)
+    client.force_login(member(cast.birch))
+
+    # Birch's own statement is there.
+    assert client.get(_urls(cast.birch, cast.run)["page"]).status_code == 200
+    for kind, url in _urls(cast.acme, cast.run).items():
+        not_theirs = client.get(url)
+        missing = client.get(_urls(cast.birch, missing_run)[kind])
+        assert (not_theirs.status_code, missing.status_code) == (404, 404), kind
+        assert not_theirs.content == missing.content, kind
+        assert b"Acme" not in not_theirs.content
+    # Nor does the statement list of an organization they are not a member of exist.
+    assert client.get(reverse("portal:statement_list", args=[cast.acme.pk])).status_code == 404
+
+
+def test_anonymous_visitors_are_sent_to_log_in(cast, client):
+    for url in _urls(cast.acme, cast.run).values():
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_page_shows_each_lines_path_from_kw_to_dollars_and_a_chart_per_event(
+    cast, client, django_assert_max_num_queries
+):
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+
+    with django_assert_max_num_queries(20):
+        response = client.get(_urls(cast.acme, cast.run)["page"])
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    # Capacity: committed kW × months × rate × the factor from the two events' ratios.
+    assert (
+        "Committed 100.000 kW × 1 month = 100.000 kW-month × $8.00/kW-month × factor 0.700 "
+        "(average performance ratio 0.700 over 2 events" in html
+    )
+    assert "= $560.00" in html
+    # Energy: the reduction in kWh × the rate, and where the reduction came from.
+    assert "Reduction 160.000 kWh × $0.50/kWh = $80.00" in html
+    assert "Reduction 120.000 kWh × $0.50/kWh = $60.00" in html
+    assert html.count("baseline method <strong>caiso_10_of_10</strong>") == 2
+    assert "2 days selected (2026-07-14, 2026-07-13)" in html
+    assert "adjustment × 1.0500 (multiplicative factor)" in html
+    assert "average reduction 80.000 kW" in html and "average reduction 60.000 kW" in html
+    assert "performance ratio 0.800 (80.0%)" in html and "performance ratio 0.600 (60.0%)" in html
+    assert ">$0.50<" in html and ">$8.00<" in html  # the rate column, in dollars and cents
+    assert re.search(r'id="statement-total">\$700\.00<', html)
+    # One inline SVG chart per event line, each of that line's performance, with the event
+    # shaded; the capacity line has none.
+    lines = cast.lines(cast.acme)
+    event_lines = [line for line in lines if line.event_id]
+    assert len(event_lines) == 2
+    assert html.count("<svg") == 2
+    for line in event_lines:
+        chart_id = f'id="performance-{line.performance_id}"'
+        assert chart_id in html
+        row = html.index(f'id="line-{line.pk}"')
+        assert row < html.index(chart_id) < html.index("Total for Acme Plant")
+    assert html.count('class="event-window"') == 2
+    assert "Baseline and actual load, Acme Plant, 2026-07-14" in html
+    # Nothing of Birch's.
+    assert "Birch" not in html
+    assert_phone_ready(html)
+
+
+def test_the_csv_lines_sum_to_the_statement_total(cast, client):
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+    url = _urls(cast.acme, cast.run)["csv"]
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="statement-ba-7001-{cast.program.name.lower().replace(" ", "-")}'
+        '-2026-07-v1.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
+    assert [(row["kind"], row["amount"]) for row in rows] == [
+        ("capacity", "560.00"),
+        ("energy", "80.00"),
+        ("energy", "60.00"),
+    ]
+    assert sum(Decimal(row["amount"]) for row in rows) == Decimal("700.00")
+    assert {row["organization"] for row in rows} == {"Acme Cold Storage LLC"}
+    assert {row["billing_account"] for row in rows} == {"BA-7001"}
+    assert [row["event"] for row in rows] == ["", str(cast.events[0].pk), str(cast.events[1].pk)]
+    assert rows[1]["explanation"].startswith("Reduction 160.000 kWh × $0.50/kWh = $80.00")
+    # The same statement gives the same bytes every time.
+    assert client.get(url).content == response.content
+
+
+def test_the_pdf_is_a_real_pdf_naming_the_organization_and_its_total(cast, client):
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+
+    response = client.get(_urls(cast.acme, cast.run)["pdf"])
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"].endswith('-2026-07-v1.pdf"')
+    content = response.content
+    assert content.startswith(b"%PDF-")
+    assert content.rstrip().endswith(b"%%EOF")
+    assert re.search(rb"/Type\s*/Page\b", content)
+    text = pdf_text(content)
+    for expected in ("Acme Cold Storage LLC", "BA-7001", "Acme Plant", "$560.00", "$700.00"):
+        assert f"({expected})" in text or expected in text, expected
+    assert "Birch" not in text
+
+
+@pytest.mark.parametrize(
+    ("role", "may_dispute"),
+    [
+        (Membership.Role.ADMIN, True),
+        (Membership.Role.OPERATOR, True),
+        (Membership.Role.VIEWER, False),
+    ],
+)
+def test_admins_and_operators_get_the_dispute_form_and_viewers_only_read(
+    cast, client, role, may_dispute
+):
+    client.force_login(member(cast.acme, role))
+
+    html = client.get(_urls(cast.acme, cast.run)["page"]).content.decode()
+
+    # Every line of the statement is there for every role.
+    assert "$560.00" in html and "$80.00" in html and "$60.00" in html
+    forms = html.count("<summary>Dispute this line</summary>")
+    assert forms == (3 if may_dispute else 0)
+
+
+def test_rates_are_written_in_dollars_and_cents_without_rounding():
+    assert rate_text(Decimal("8")) == "$8.00"
+    assert rate_text(Decimal("0.500000")) == "$0.50"
+    assert rate_text(Decimal("0.125")) == "$0.125"
+    assert rate_text(Decimal("-2.5")) == "-$2.50"
+    assert rate_text(Decimal("1250")) == "$1,250.00"
