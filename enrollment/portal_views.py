@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from dr_platform.models import Membership, OutboxMessage
@@ -286,6 +287,7 @@ def contacts(request: HttpRequest, organization_id: int) -> HttpResponse:
             .filter(organization=organization)
             .order_by("name"),
             "may_edit": role in CONTACT_EDITORS,
+            "is_admin": role in ADMINS,
             "outbox": _sandbox_outbox(organization),
         },
     )
@@ -323,7 +325,7 @@ def contact_add(request: HttpRequest, organization_id: int) -> HttpResponse:
 def contact_method_add(request: HttpRequest, organization_id: int, contact_id: int) -> HttpResponse:
     """Add an (unverified) contact method to one of the organization's contacts."""
     organization = _organization(request, organization_id)
-    require_role(request.user, organization, CONTACT_EDITORS)
+    role = require_role(request.user, organization, CONTACT_EDITORS)
     contact = get_for_member(
         Contact.objects.all(), request.user, pk=contact_id, organization=organization
     )
@@ -343,6 +345,15 @@ def contact_method_add(request: HttpRequest, organization_id: int, contact_id: i
         except ValidationError as error:
             add_service_errors(form, error)
         else:
+            if method.kind == ContactMethod.Kind.WEBHOOK:
+                if role in ADMINS:
+                    return _secret_page(request, organization, method, created=True)
+                messages.info(
+                    request,
+                    "Its signing secret is only shown to your organization's administrators: "
+                    "ask one to create a new secret from the contacts page and set it up in "
+                    "your receiver.",
+                )
             messages.success(
                 request, f"{method} was added for {contact.name}. Send it a code to verify it."
             )
@@ -426,3 +437,36 @@ def contact_method_remove(
     services.contact_method_remove(method=method, by=request.user)
     messages.success(request, f"{description} was removed from {contact_name}.")
     return redirect("portal:contacts", organization_id=organization.pk)
+
+
+def _secret_page(
+    request: HttpRequest, organization: Organization, method: ContactMethod, *, created: bool
+) -> HttpResponse:
+    """The one page that shows a webhook's signing secret, as the answer to the POST that
+    made it: never in a URL, a message or the session, and never cached, so going back
+    to it later shows nothing. Losing it means rotating it."""
+    response = render(
+        request,
+        "portal/enrollment/webhook_secret.html",
+        {"organization": organization, "method": method, "created": created},
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_POST
+def contact_method_rotate_secret(
+    request: HttpRequest, organization_id: int, method_id: int
+) -> HttpResponse:
+    """Replace a webhook method's signing secret and show the new one once (admins only)."""
+    organization = _organization(request, organization_id)
+    require_role(request.user, organization, ADMINS)
+    method = _method(request, organization, method_id)
+    try:
+        services.contact_method_rotate_secret(method=method, by=request.user)
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect("portal:contacts", organization_id=organization.pk)
+    return _secret_page(request, organization, method, created=False)

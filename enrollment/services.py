@@ -647,6 +647,24 @@ def contact_method_create(
     return method
 
 
+def contact_method_rotate_secret(*, method: ContactMethod, by: AbstractBaseUser) -> str:
+    """Give a webhook method a new signing secret and return it; the old one stops working
+    at once (notices sent from now on are signed with the new one).
+
+    The secret signs every request to the participant's receiver (``X-DR-Signature``), so
+    only the organization's administrators may replace it; the portal shows the returned
+    value once and never again. Raises ``PermissionDenied`` for any other member role and
+    ``ValidationError`` for a method that is not a webhook.
+    """
+    if not by.is_staff:
+        require_role(by, method.contact.organization, [Membership.Role.ADMIN])
+    if method.kind != ContactMethod.Kind.WEBHOOK:
+        raise ValidationError("Only webhook methods have a signing secret.")
+    method.webhook_secret = secrets.token_urlsafe(32)
+    method.save(update_fields=["webhook_secret"])
+    return method.webhook_secret
+
+
 CONTACT_EDITORS = (Membership.Role.ADMIN, Membership.Role.OPERATOR)
 
 
@@ -719,6 +737,11 @@ def contact_method_send_verification(*, method: ContactMethod, by: AbstractBaseU
     At most one code a minute; a new code replaces the previous one and resets the
     attempt counter. The code itself is never stored, only its keyed digest. A disabled
     method gets no code.
+
+    Raises ``ValidationError`` for a disabled method, a code asked for too soon, or a
+    sender that could not deliver it; after a failed send both the row and ``method``
+    itself are as they were, so an earlier code still works and a new one may be asked
+    for at once.
     """
     if not by.is_staff:
         require_role(
@@ -735,23 +758,27 @@ def contact_method_send_verification(*, method: ContactMethod, by: AbstractBaseU
             "A code was sent less than a minute ago; please wait before asking again."
         )
     code = f"{secrets.randbelow(1_000_000):06d}"
-    with transaction.atomic():
-        method.verification_code_hash = _code_digest(method, code)
-        method.verification_sent_at = now
-        method.verification_attempts = 0
-        method.save(
-            update_fields=[
-                "verification_code_hash",
-                "verification_sent_at",
-                "verification_attempts",
-            ]
-        )
-        _verification_sender(
-            method,
-            "Your verification code",
-            f"Your demand-response verification code is {code}. It expires in "
-            f"{int(VERIFICATION_CODE_LIFETIME.total_seconds() // 60)} minutes.",
-        )
+    fields = ["verification_code_hash", "verification_sent_at", "verification_attempts"]
+    before = {field: getattr(method, field) for field in fields}
+    try:
+        with transaction.atomic():
+            method.verification_code_hash = _code_digest(method, code)
+            method.verification_sent_at = now
+            method.verification_attempts = 0
+            method.save(update_fields=fields)
+            _verification_sender(
+                method,
+                "Your verification code",
+                f"Your demand-response verification code is {code}. It expires in "
+                f"{int(VERIFICATION_CODE_LIFETIME.total_seconds() // 60)} minutes.",
+            )
+    except BaseException:
+        # The rollback restored the row; put this object back too, or a caller that keeps
+        # it (a retry, a page re-rendered from it) would see a send time that never was and
+        # refuse the next attempt as "less than a minute ago".
+        for field, value in before.items():
+            setattr(method, field, value)
+        raise
 
 
 def contact_method_verify(

@@ -50,4 +50,9 @@ urlpatterns = [
         portal_views.contact_method_remove,
         name="contact_method_remove",
     ),
+    path(
+        ORGANIZATION + "methods/<int:method_id>/rotate-secret/",
+        portal_views.contact_method_rotate_secret,
+        name="contact_method_rotate_secret",
+    ),
 ]

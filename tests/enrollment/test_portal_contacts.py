@@ -250,3 +250,166 @@ def test_the_outbox_is_hidden_when_notifications_are_live(
     page = client.get(contacts_url(organization_a)).content.decode()
     assert "demo sandbox" not in page
     assert "424242" not in page
+
+
+# --- webhook signing secrets ----------------------------------------------------------------
+
+
+def rotate_url(organization, method) -> str:
+    return method_url(organization, method, "rotate-secret")
+
+
+@pytest.fixture
+def webhook(contact):
+    return ContactMethodFactory(
+        contact=contact,
+        kind="webhook",
+        address="https://hooks.harbor.example/dr",
+        webhook_secret="the-current-secret-of-harbors-receiver",
+    )
+
+
+def test_an_admin_sees_a_new_webhooks_secret_once_with_how_to_check_it(
+    client, participant_a, organization_a, contact
+):
+    client.force_login(participant_a)
+
+    response = client.post(
+        f"/portal/o/{organization_a.pk}/contacts/{contact.pk}/methods/add/",
+        {"kind": "webhook", "address": "https://hooks.harbor.example/dr"},
+    )
+
+    method = ContactMethod.objects.get(contact=contact, kind="webhook")
+    page = response.content.decode()
+    assert response.status_code == 200  # the answer to the POST itself, not a redirect
+    assert len(method.webhook_secret) >= 32
+    assert f'value="{method.webhook_secret}"' in page
+    assert "X-DR-Signature" in page and "HMAC-SHA256" in page
+    assert "no-store" in response["Cache-Control"]
+    assert method_url(organization_a, method, "verify") in page
+    # Afterwards no page shows it again.
+    assert method.webhook_secret not in client.get(contacts_url(organization_a)).content.decode()
+    verify_page = client.get(method_url(organization_a, method, "verify")).content.decode()
+    assert method.webhook_secret not in verify_page
+
+
+def test_an_operator_adding_a_webhook_is_sent_to_an_admin_for_the_secret(
+    client, organization_a, contact
+):
+    operator = MembershipFactory(organization=organization_a, role=Membership.Role.OPERATOR).user
+    client.force_login(operator)
+
+    response = client.post(
+        f"/portal/o/{organization_a.pk}/contacts/{contact.pk}/methods/add/",
+        {"kind": "webhook", "address": "https://hooks.harbor.example/dr"},
+        follow=True,
+    )
+
+    method = ContactMethod.objects.get(contact=contact, kind="webhook")
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == method_url(organization_a, method, "verify")
+    assert method.webhook_secret not in page
+    assert "only shown to your organization&#x27;s administrators" in page
+
+
+def test_an_admin_rotates_a_secret_and_sees_the_new_one_once(
+    client, participant_a, organization_a, webhook
+):
+    client.force_login(participant_a)
+    contacts_page = client.get(contacts_url(organization_a)).content.decode()
+    assert rotate_url(organization_a, webhook) in contacts_page
+    assert "X-DR-Signature" in contacts_page
+    assert webhook.webhook_secret not in contacts_page
+
+    response = client.post(rotate_url(organization_a, webhook))
+
+    old = webhook.webhook_secret
+    webhook.refresh_from_db()
+    assert response.status_code == 200
+    assert webhook.webhook_secret != old and len(webhook.webhook_secret) >= 32
+    assert f'value="{webhook.webhook_secret}"' in response.content.decode()
+    assert old not in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_only_webhooks_have_a_secret_to_rotate(client, participant_a, organization_a, contact):
+    sms = ContactMethodFactory(contact=contact)
+    client.force_login(participant_a)
+    response = client.post(rotate_url(organization_a, sms), follow=True)
+    assert "Only webhook methods have a signing secret." in response.content.decode()
+    sms.refresh_from_db()
+    assert sms.webhook_secret == ""
+
+
+def test_another_organizations_user_can_neither_see_nor_rotate_the_secret(
+    client, participant_b, organization_a, organization_b, webhook
+):
+    client.force_login(participant_b)
+
+    assert client.get(contacts_url(organization_a)).status_code == 404
+    assert client.post(rotate_url(organization_a, webhook)).status_code == 404
+    # Nor through their own organization's address.
+    assert client.post(rotate_url(organization_b, webhook)).status_code == 404
+    webhook.refresh_from_db()
+    assert webhook.webhook_secret == "the-current-secret-of-harbors-receiver"
+
+
+@pytest.mark.parametrize("role", [Membership.Role.VIEWER, Membership.Role.OPERATOR])
+def test_members_who_are_not_admins_cannot_see_or_rotate_the_secret(
+    client, organization_a, webhook, role
+):
+    member = MembershipFactory(organization=organization_a, role=role).user
+    client.force_login(member)
+
+    page = client.get(contacts_url(organization_a)).content.decode()
+    response = client.post(rotate_url(organization_a, webhook))
+
+    assert webhook.address in page  # the method itself is listed
+    assert webhook.webhook_secret not in page
+    assert rotate_url(organization_a, webhook) not in page
+    assert response.status_code == 403
+    webhook.refresh_from_db()
+    assert webhook.webhook_secret == "the-current-secret-of-harbors-receiver"
+
+
+# --- a failed send leaves the method as it was ---------------------------------------------
+
+
+def test_after_a_failed_send_the_same_method_object_can_be_sent_a_code_again(
+    participant_a, contact
+):
+    from django.core.exceptions import ValidationError
+
+    from enrollment import services
+
+    method = ContactMethodFactory(contact=contact, verified_at=None)
+    earlier = timezone.now() - dt.timedelta(minutes=5)
+    ContactMethod.objects.filter(pk=method.pk).update(
+        verification_code_hash="digest-of-an-earlier-code",
+        verification_sent_at=earlier,
+        verification_attempts=2,
+    )
+    method.refresh_from_db()
+
+    def refusing_sender(method, subject, body):
+        raise ValidationError("The provider is not answering.")
+
+    services.set_verification_sender(refusing_sender)
+    try:
+        with pytest.raises(ValidationError, match="not answering"):
+            services.contact_method_send_verification(method=method, by=participant_a)
+    finally:
+        services.set_verification_sender(None)
+
+    stored = ContactMethod.objects.get(pk=method.pk)
+    fields = ("verification_code_hash", "verification_sent_at", "verification_attempts")
+    for field in fields:
+        assert getattr(method, field) == getattr(stored, field), field
+    assert (method.verification_sent_at, method.verification_attempts) == (earlier, 2)
+
+    # No "wait a minute": the failed attempt sent nothing.
+    services.contact_method_send_verification(method=method, by=participant_a)
+    stored.refresh_from_db()
+    assert stored.verification_sent_at > earlier
+    assert stored.verification_attempts == 0
+    assert OutboxMessage.objects.filter(address=method.address).count() == 1
