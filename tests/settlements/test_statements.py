@@ -87,7 +87,7 @@ def test_the_page_shows_each_lines_path_from_kw_to_dollars_and_a_chart_per_event
 ):
     client.force_login(member(cast.acme, Membership.Role.VIEWER))
 
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(12):
         response = client.get(_urls(cast.acme, cast.run)["page"])
 
     assert response.status_code == 200
