@@ -9,7 +9,7 @@ line that does not exist.
 
 An accepted dispute only records the adjustment: the next settlement run of the program
 picks up accepted disputes whose ``adjustment_line`` is empty and carries each amount
-into an adjustment line (``settlements.settlement``), which it then links here.
+into an adjustment line (``settlements.runs.calculation``), which it then links here.
 
 Selectors (reads) at the end: the manager's queue and one dispute for a participant.
 """

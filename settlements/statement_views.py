@@ -6,7 +6,9 @@ run, line and dispute are fetched through the access helpers, so another organiz
 object, and a run participants may not see yet (draft, calculated), answer 404 exactly
 like a missing one. Viewers read; admins and operators dispute and comment (403 for
 viewers). Console pages need staff with the matching permission (403 otherwise);
-deciding disputes is for program managers. Views validate the form, call one service or
+Billing and Program managers also start, calculate, approve, export and restate runs
+there (a refusal, four eyes included, comes back as a message on the run page); deciding
+disputes is for program managers. Views validate the form, call one service or
 selector and render; the rules live in ``settlements.disputes`` and
 ``settlements.statements``.
 """
