@@ -15,7 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 
 from enrollment.models import Program
@@ -286,7 +287,42 @@ def _store_lines(
                 details=details,
             )
         )
-    return SettlementLine.objects.bulk_create(lines, batch_size=2000)
+    return _insert_lines(run, lines)
+
+
+def _insert_lines(run: SettlementRun, lines: list[SettlementLine]) -> list[SettlementLine]:
+    """Insert ``run``'s new lines (the run has no other lines); returns them with their ids.
+
+    On PostgreSQL one COPY, then the ids read back by sequence (unique within a run).
+    Django's bulk insert sends each column as an array, and psycopg escapes every quote
+    of every line's JSON details in Python to write an array literal: for a season run of
+    a thousand sites that was most of the calculation's time. COPY sends the same values
+    as rows. Elsewhere (SQLite), ``bulk_create``.
+    """
+    database = connections[router.db_for_write(SettlementLine)]
+    if database.vendor != "postgresql" or not lines:
+        return SettlementLine.objects.bulk_create(lines, batch_size=2000)
+    fields = [field for field in SettlementLine._meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(database.ops.quote_name(field.column) for field in fields)
+    table = database.ops.quote_name(SettlementLine._meta.db_table)
+    # Every other column is an int, str, Decimal, bool or None, which COPY takes as it is.
+    json_fields = {
+        index: field for index, field in enumerate(fields) if isinstance(field, JSONField)
+    }
+    with database.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for line in lines:
+                row = [getattr(line, field.attname) for field in fields]
+                for index, field in json_fields.items():
+                    row[index] = field.get_db_prep_save(row[index], database)
+                copy.write_row(row)
+        cursor.execute(f"SELECT sequence, id FROM {table} WHERE run_id = %s", [run.pk])  # noqa: S608
+        ids = dict(cursor.fetchall())
+    for line in lines:
+        line.pk = ids[line.sequence]
+        line._state.adding = False
+        line._state.db = database.alias
+    return lines
 
 
 def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun:
