@@ -329,3 +329,14 @@ def performance_notify(event: Event) -> list:
     if not reduction_by_participation:
         return []
     return event_send_summaries(event, reduction_by_participation)
+
+
+def adjustment_text(performance: EventPerformance) -> str:
+    """The baseline adjustment the method applied, in words: ``none``, ``× 1.0500
+    (multiplicative factor)`` or ``+12.000 kW (added to every interval)``."""
+    kind = (performance.parameters or {}).get("adjustment", "none")
+    if kind == "none" or performance.adjustment is None:
+        return "none"
+    if kind == "multiplicative":
+        return f"× {performance.adjustment:.4f} (multiplicative factor)"
+    return f"{performance.adjustment:+.3f} kW (added to every interval)"

@@ -49,7 +49,7 @@ from settlements.baselines import (
 )
 from settlements.charts import Series, load_chart
 from settlements.models import EventPerformance, MeterReading
-from settlements.performance import site_readings
+from settlements.performance import adjustment_text, site_readings
 
 VIEW_PERMISSION = "settlements.view_eventperformance"
 RECOMPUTE_PERMISSION = "settlements.change_eventperformance"
@@ -130,15 +130,6 @@ def _adjustment_window(
     return end - dt.timedelta(hours=hours), end
 
 
-def _adjustment_text(performance: EventPerformance) -> str:
-    kind = (performance.parameters or {}).get("adjustment", "none")
-    if kind == "none" or performance.adjustment is None:
-        return "none"
-    if kind == "multiplicative":
-        return f"× {performance.adjustment:.4f} (multiplicative factor)"
-    return f"{performance.adjustment:+.3f} kW (added to every interval)"
-
-
 def _selected_days(
     performance: EventPerformance, participation: Participation, zone: ZoneInfo
 ) -> list[SelectedDay]:
@@ -175,7 +166,8 @@ def _selected_days(
     return result
 
 
-def _chart(performance: EventPerformance, participation: Participation, zone: ZoneInfo):
+def performance_chart(performance: EventPerformance, participation: Participation, zone: ZoneInfo):
+    """The event day's baseline and actual load as an accessible SVG chart (pages, statements)."""
     event = participation.event
     day = timezone.localtime(event.starts_at, zone).date()
     day_start = dt.datetime.combine(day, dt.time(), zone)
@@ -285,10 +277,12 @@ def _performance_context(request: HttpRequest, participation: Participation) -> 
     context.update(
         performance=performance,
         zone=zone,
-        chart=_chart(performance, participation, zone) if performance.day_actual else None,
+        chart=performance_chart(performance, participation, zone)
+        if performance.day_actual
+        else None,
         interval_rows=rows,
         day_rows=day_rows,
-        adjustment_text=_adjustment_text(performance),
+        adjustment_text=adjustment_text(performance),
         adjustment_window=(
             tuple(moment.astimezone(zone) for moment in adjustment) if adjustment else None
         ),

@@ -30,6 +30,7 @@ from enrollment.models import Organization, Site
 from events.models import Participation
 from settlements.disputes import DISPUTABLE_STATUSES, disputes_for_lines
 from settlements.models import Dispute, EventPerformance, SettlementLine, SettlementRun
+from settlements.performance import adjustment_text
 
 #: Run statuses a participant sees.
 VISIBLE_STATUSES = tuple(SettlementRun.LOCKED_STATUSES)
@@ -135,17 +136,6 @@ class PerformanceSummary:
     @property
     def ratio_percent(self) -> float | None:
         return None if self.performance_ratio is None else self.performance_ratio * 100
-
-
-def adjustment_text(performance: EventPerformance) -> str:
-    """The baseline adjustment the method applied, in words: ``none``, ``× 1.0500
-    (multiplicative factor)`` or ``+12.000 kW (added to every interval)``."""
-    kind = (performance.parameters or {}).get("adjustment", "none")
-    if kind == "none" or performance.adjustment is None:
-        return "none"
-    if kind == "multiplicative":
-        return f"× {performance.adjustment:.4f} (multiplicative factor)"
-    return f"{performance.adjustment:+.3f} kW (added to every interval)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +288,7 @@ def event_line_charts(lines: list[SettlementLine], zone: ZoneInfo) -> dict[int, 
     Lines without performance (capacity, enablement, adjustments) or whose performance
     had too little data to draw get none.
     """
-    from settlements.performance_views import _chart as performance_chart
+    from settlements.performance_views import performance_chart
 
     drawable = [
         line for line in lines if line.performance is not None and line.performance.day_actual
