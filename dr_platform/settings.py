@@ -220,9 +220,11 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # --- REST framework --------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: a billing system or meter data system that sends no or a bad token gets
+    # 401 with "WWW-Authenticate: Token", not a bare 403; browsers still use their session.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
