@@ -404,7 +404,7 @@ def _performance_text(row: tuple) -> tuple[str, dict[str, Any], int]:
     adjustment_text = "none" if adjustment is None else f"{adjustment:.3f}"
     ratio_text = "n/a" if ratio is None else f"{ratio:.3f}"
     text = (
-        f" Baseline {method} (performance v{version}): selected days {days}; "
+        f"Baseline {method} (performance v{version}): selected days {days}; "
         f"adjustment {adjustment_text}; performance ratio {ratio_text}."
     )
     details = {

@@ -264,7 +264,7 @@ def _store_lines(
     lines = []
     for sequence, item in enumerate(sorted(items, key=order), start=1):
         source = sources[item.key]
-        explanation = item.explanation + source.note
+        explanation = _sentences(item.explanation, source.note)
         details = {**item.details, **source.details}
         if source.dispute_id is not None:
             details["dispute_id"] = source.dispute_id
@@ -417,3 +417,13 @@ def settlement_run_restate(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
     except _NothingToRestate:
         return None
     return restatement
+
+
+def _sentences(*parts: str) -> str:
+    """Join explanation parts as sentences: "= $80.00" and "Baseline ..." read
+    "= $80.00. Baseline ..."."""
+    kept = [part.strip() for part in parts if part and part.strip()]
+    return " ".join(
+        part if index == len(kept) - 1 or part.endswith((".", ":", ";")) else part + "."
+        for index, part in enumerate(kept)
+    )

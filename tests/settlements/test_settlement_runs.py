@@ -56,7 +56,8 @@ def test_capacity_is_paid_with_the_linear_factor_and_energy_per_event(july_progr
     assert capacity.rate == Decimal("8") and capacity.details["factor"] == "0.7"
     assert "factor 0.700" in capacity.explanation
     assert energy.performance.participation.event_id == first.pk
-    assert "Baseline caiso_10_of_10 (performance v1)" in energy.explanation
+    # The formula and the measurement read as two sentences.
+    assert "= $80.00. Baseline caiso_10_of_10 (performance v1)" in energy.explanation
     assert "selected days 2026-07-14, 2026-07-13; adjustment 1.050" in energy.explanation
     assert "performance ratio 0.800" in energy.explanation
     assert energy.details["performance"]["version"] == 1
