@@ -1,6 +1,63 @@
-from django.contrib import admin
+"""Admin pieces the apps share (bulk-action reporting, read-only ledgers) and memberships."""
+
+from collections.abc import Callable, Iterable
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
 
 from dr_platform.models import Membership
+
+
+def admin_report(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    objects: Iterable,
+    step: Callable[[object], object],
+    done: str,
+) -> None:
+    """Run ``step`` on each object; say how many succeeded and why each other one did not."""
+    succeeded = 0
+    for obj in objects:
+        try:
+            step(obj)
+        except (ValidationError, PermissionDenied) as error:
+            reasons = error.messages if isinstance(error, ValidationError) else [str(error)]
+            modeladmin.message_user(request, f"{obj}: {' '.join(reasons)}", messages.ERROR)
+        else:
+            succeeded += 1
+    if succeeded:
+        modeladmin.message_user(request, f"{succeeded} {done}.", messages.SUCCESS)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A ledger: listed and shown to whoever may view it, never written here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A history table: shown to whoever may view the parent, never edited here."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Membership)

@@ -7,18 +7,19 @@ status by hand. Enrollments are read-mostly here: their history is shown, not ed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from dr_platform.admin import ReadOnlyInline, admin_report
 from dr_platform.models import Membership
 from dr_platform.roles import AUDITORS
 from enrollment import services
@@ -41,45 +42,6 @@ from enrollment.models import (
     Program,
     Site,
 )
-
-
-def _report(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    objects: Iterable,
-    step: Callable[[object], object],
-    done: str,
-) -> None:
-    """Run ``step`` on each object; say how many succeeded and why each other one did not."""
-    succeeded = 0
-    for obj in objects:
-        try:
-            step(obj)
-        except (ValidationError, PermissionDenied) as error:
-            reasons = error.messages if isinstance(error, ValidationError) else [str(error)]
-            modeladmin.message_user(request, f"{obj}: {' '.join(reasons)}", messages.ERROR)
-        else:
-            succeeded += 1
-    if succeeded:
-        modeladmin.message_user(request, f"{succeeded} {done}.", messages.SUCCESS)
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """A history table: shown to whoever may view the parent, never edited here."""
-
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 # --- organizations, sites, contacts --------------------------------------------------------
 
@@ -365,7 +327,7 @@ class AuditAdmin(admin.ModelAdmin):
         description="Complete audit (fix curtailable kW from the findings)", permissions=["change"]
     )
     def complete_audit(self, request: HttpRequest, queryset: QuerySet[Audit]) -> None:
-        _report(
+        admin_report(
             self,
             request,
             queryset.select_related("site"),
@@ -378,7 +340,7 @@ class AuditAdmin(admin.ModelAdmin):
         permissions=["view"],
     )
     def propose_enablement_project(self, request: HttpRequest, queryset: QuerySet[Audit]) -> None:
-        _report(
+        admin_report(
             self,
             request,
             queryset.select_related("site"),
@@ -399,7 +361,7 @@ def _advance_action(to_status: str) -> Callable:
     def action(
         modeladmin: EnablementProjectAdmin, request: HttpRequest, queryset: QuerySet
     ) -> None:
-        _report(
+        admin_report(
             modeladmin,
             request,
             queryset.select_related("program", "site"),
@@ -524,7 +486,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
     def _decide(
         self, request: HttpRequest, queryset: QuerySet, *, approve: bool, reason: str
     ) -> None:
-        _report(
+        admin_report(
             self,
             request,
             queryset.select_related("program", "site", "site__organization"),

@@ -8,18 +8,16 @@ unavailability is read here; participants declare it through ``unavailability_de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from dr_platform.admin import ReadOnlyAdmin, admin_report
 from events import services
 from events.models import (
     DutyAssignment,
@@ -30,40 +28,6 @@ from events.models import (
     Participation,
     Unavailability,
 )
-
-
-def _report(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    objects: Iterable,
-    step: Callable[[object], object],
-    done: str,
-) -> None:
-    """Run ``step`` on each object; say how many succeeded and why each other one did not."""
-    succeeded = 0
-    for obj in objects:
-        try:
-            step(obj)
-        except (ValidationError, PermissionDenied) as error:
-            reasons = error.messages if isinstance(error, ValidationError) else [str(error)]
-            modeladmin.message_user(request, f"{obj}: {' '.join(reasons)}", messages.ERROR)
-        else:
-            succeeded += 1
-    if succeeded:
-        modeladmin.message_user(request, f"{succeeded} {done}.", messages.SUCCESS)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A ledger: listed and shown to whoever may view it, never written here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class ParticipationInline(admin.TabularInline):
@@ -187,7 +151,7 @@ class EventAdmin(admin.ModelAdmin):
         description="Schedule selected drafts (notify participants)", permissions=["change"]
     )
     def schedule(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
-        _report(
+        admin_report(
             self,
             request,
             queryset.select_related("program"),
@@ -200,7 +164,7 @@ class EventAdmin(admin.ModelAdmin):
         """Ask for the reason on an intermediate page, then cancel with it."""
         form = CancelForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            _report(
+            admin_report(
                 self,
                 request,
                 queryset.select_related("program"),

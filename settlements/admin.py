@@ -25,7 +25,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from events.admin import ReadOnlyAdmin
+from dr_platform.admin import ReadOnlyAdmin
 from settlements.models import (
     BillingExport,
     Dispute,
