@@ -15,6 +15,8 @@ def to_decimal(name: str, value: object) -> Decimal:
     (``0.1`` becomes ``Decimal("0.1")``, not its binary expansion), which is the number a
     person reading the meter data would see. bool is refused.
     """
+    if type(value) is Decimal and value.is_finite():
+        return value  # the common case, first
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {value!r}")
     if isinstance(value, Decimal):

@@ -210,29 +210,31 @@ def _energy_lines(
     rate = rules.energy_rate
     if rate is None:
         return []
+    # The same for every event of the site: worked out once.
+    rate_text = f"{_text.rate(rate)}/kWh"
+    threshold = rules.threshold_ratio
+    by_threshold = rules.factor_method == "threshold" and threshold is not None
+    floor, cap = rules.energy_floor_per_event, rules.energy_cap_per_event
+    common = _rules_details(rules)
+    limits = {"energy_rate": str(rate), "floor": _optional(floor), "cap": _optional(cap)}
     lines = []
     for item in assessments:
         if not item.counted:
             continue
         kwh = item.reduction_kwh
         raw = kwh * rate
-        steps = f"{_text.kw(kwh)} kWh{_interval_text(item)} × {_text.rate(rate)}/kWh"
+        steps = f"{_text.kw(kwh)} kWh{_interval_text(item)} × {rate_text}"
         prefix = "Reduction" if item.treatment == "counted" else f"{_capitalised(item.note)}:"
         text = f"{prefix} {steps} = {_text.dollars(raw)}"
-        threshold = rules.threshold_ratio
-        voided = (
-            rules.factor_method == "threshold"
-            and threshold is not None
-            and item.performance_ratio < threshold
-        )
+        voided = by_threshold and item.performance_ratio < threshold  # type: ignore[operator]
         if voided:
             amount = ZERO
             text += (
                 f", not paid: performance ratio {_text.ratio(item.performance_ratio)} is below "
-                f"the threshold {_text.ratio(threshold)}"
+                f"the threshold {_text.ratio(threshold)}"  # type: ignore[arg-type]
             )
         else:
-            amount = clamp(raw, rules.energy_floor_per_event, rules.energy_cap_per_event)
+            amount = clamp(raw, floor, cap)
             text += _limit_text(raw, amount, "per event")
         lines.append(
             LineItem(
@@ -245,13 +247,13 @@ def _energy_lines(
                 amount=amount,
                 explanation=text if amount == raw else f"{text} = {_text.dollars(amount)}",
                 details={
-                    **_rules_details(rules),
+                    **common,
                     **_event_details(item),
-                    "energy_rate": str(rate),
+                    "energy_rate": limits["energy_rate"],
                     "unlimited_amount": str(raw),
                     "voided_by_threshold": voided,
-                    "floor": _optional(rules.energy_floor_per_event),
-                    "cap": _optional(rules.energy_cap_per_event),
+                    "floor": limits["floor"],
+                    "cap": limits["cap"],
                 },
             )
         )

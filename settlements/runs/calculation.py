@@ -240,13 +240,17 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
     outcomes: dict[int, list[EventOutcome]] = defaultdict(list)
     sources: dict[LineKey, LineSource] = {}
     event_notes: dict[tuple[int, int], tuple[str, dict[str, Any], int | None]] = {}
+    # Per event, once: its start, whether it is a test, and its local date.
+    event_facts = {
+        pk: (starts_at, kind == Event.Kind.TEST, starts_at.astimezone(zone).date())
+        for pk, (kind, starts_at) in event_info.items()
+    }
+    opted_out_status, computed = Participation.Status.OPTED_OUT, EventPerformance.Status.COMPUTED
     for pk, event_id, enrollment_id, site_id, organization_id, status, committed in participations:
-        kind, starts_at = event_info[event_id]
+        starts_at, is_test, event_date = event_facts[event_id]
         site_org.setdefault(site_id, organization_id)
         committed_kw = commitments.at(enrollment_id, starts_at) or committed
-        is_test = kind == Event.Kind.TEST
-        opted_out = status == Participation.Status.OPTED_OUT
-        event_date = starts_at.astimezone(zone).date()
+        opted_out = status == opted_out_status
         if not committed_kw or committed_kw <= 0:
             notes.append(
                 f"Participation {pk} (site {site_id}, event {event_id}): no committed kW at "
@@ -256,7 +260,7 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
         performance = performances.get(pk)
         usable = (
             performance is not None
-            and performance[3] == EventPerformance.Status.COMPUTED
+            and performance[3] == computed
             and performance[7] is not None
             and performance[8] is not None
         )
