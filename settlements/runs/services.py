@@ -388,12 +388,19 @@ def _insert_lines(rows: list[tuple]) -> None:
     columns = ", ".join(database.ops.quote_name(fields[name].column) for name in _LINE_FIELDS)
     table = database.ops.quote_name(meta.db_table)
     dumps = (fields["details"].encoder or json.JSONEncoder)(separators=(",", ":")).encode
+    escape = _copy_escape
     with database.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         chunk: list[str] = []
-        for row in rows:
-            *values, details = row
+        for (
+            run_id, sequence, organization_id, site_id, kind, event_id, performance_id,
+            installment_id, reference, quantity, unit, rate, amount, explanation, locked, details,
+        ) in rows:  # fmt: skip
+            # One text row; ids, Decimals and booleans need no escaping.
             chunk.append(
-                "\t".join([*(_copy_text(value) for value in values), _copy_escape(dumps(details))])
+                f"{run_id}\t{sequence}\t{organization_id}\t{_copy_id(site_id)}\t{escape(kind)}\t"
+                f"{_copy_id(event_id)}\t{_copy_id(performance_id)}\t{_copy_id(installment_id)}\t"
+                f"{escape(reference)}\t{quantity}\t{escape(unit)}\t{rate}\t{amount}\t"
+                f"{escape(explanation)}\t{'t' if locked else 'f'}\t{escape(dumps(details))}"
             )
             if len(chunk) == 1000:
                 copy.write("\n".join(chunk) + "\n")
@@ -407,15 +414,9 @@ def _copy_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _copy_text(value: object) -> str:
-    """A line's int, str, Decimal, bool or ``None`` as a COPY text field (``\\N`` for NULL)."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return _copy_escape(value)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return str(value)
+def _copy_id(value: int | None) -> str:
+    """An id, or NULL (``\\N``), as a COPY text field."""
+    return "\\N" if value is None else str(value)
 
 
 def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun:
