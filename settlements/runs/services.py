@@ -166,7 +166,9 @@ def _collector_paused() -> Iterator[None]:
 
     A season run allocates a few hundred thousand small objects (outcomes, lines, their
     details), none of them in reference cycles, and keeps them to the end: the collector
-    would scan them again and again for nothing, a fifth of the run's client time.
+    would scan them again and again for nothing, a fifth of the run's client time. The
+    switch is process-wide: other threads of a worker also run without the collector for
+    those few seconds, which only delays freeing their own cycles.
     """
     enabled = gc.isenabled()
     gc.disable()
