@@ -31,6 +31,7 @@ KINDS: tuple[str, ...] = (
     "clawback",
     "adjustment",
 )
+_KIND_SET = frozenset(KINDS)
 LineKey = tuple[str, Key, Key | None, Key | None]
 
 
@@ -65,13 +66,16 @@ class LineItem:
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in _KIND_SET:
             raise ValueError(f"unknown line kind {self.kind!r}; expected one of {', '.join(KINDS)}")
-        for name in ("quantity", "rate", "amount"):
-            object.__setattr__(self, name, to_decimal(name, getattr(self, name)))
+        setter = object.__setattr__
+        for name in ("quantity", "rate"):
+            value = getattr(self, name)
+            if type(value) is not Decimal or not value.is_finite():
+                setter(self, name, to_decimal(name, value))
         # The one place an amount is rounded.
-        object.__setattr__(self, "amount", money(self.amount))
-        object.__setattr__(self, "details", dict(self.details))
+        setter(self, "amount", money(to_decimal("amount", self.amount)))
+        setter(self, "details", dict(self.details))
 
     @property
     def key(self) -> LineKey:

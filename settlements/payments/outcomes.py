@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
-from settlements.payments._numbers import to_decimal, to_optional_decimal, to_reading
+from settlements.payments._numbers import to_decimal, to_reading
 from settlements.payments.rules import PaymentRules
 
 Key = str | int
@@ -50,14 +50,21 @@ class EventOutcome:
     opted_out: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.event_date, dt.datetime) or not isinstance(self.event_date, dt.date):
-            raise TypeError(f"event_date must be a date, got {self.event_date!r}")
+        event_date = self.event_date
+        if type(event_date) is not dt.date and (
+            isinstance(event_date, dt.datetime) or not isinstance(event_date, dt.date)
+        ):
+            raise TypeError(f"event_date must be a date, got {event_date!r}")
         committed = to_decimal("committed_kw", self.committed_kw)
         if committed <= 0:
             raise ValueError(f"committed_kw must be positive, got {committed}")
-        object.__setattr__(self, "committed_kw", committed)
+        setter = object.__setattr__
+        setter(self, "committed_kw", committed)
         for name in ("reduction_kwh", "average_reduction_kw", "excess_kwh"):
-            object.__setattr__(self, name, to_optional_decimal(name, getattr(self, name)))
+            value = getattr(self, name)
+            # None and finite Decimals (most outcomes) stay as they are.
+            if value is not None and (type(value) is not Decimal or not value.is_finite()):
+                setter(self, name, to_decimal(name, value))
         if self.excess_kwh is not None and self.excess_kwh < 0:
             raise ValueError(f"excess_kwh must not be negative, got {self.excess_kwh}")
         totals = (self.reduction_kwh, self.average_reduction_kw)
@@ -250,6 +257,8 @@ def _treated_reduction(
 
 
 def _first_of_month(day: object) -> dt.date:
+    if type(day) is dt.date:
+        return day.replace(day=1)
     if isinstance(day, dt.datetime) or not isinstance(day, dt.date):
         raise TypeError(f"months must be dates, got {day!r}")
     return day.replace(day=1)
