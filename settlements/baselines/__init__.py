@@ -18,7 +18,12 @@ from settlements.baselines.accuracy import (
     compare_presets,
     recommend,
 )
-from settlements.baselines.batch import ReadingsBatch, compute_many, measure_many
+from settlements.baselines.batch import (
+    ReadingsBatch,
+    compute_many,
+    gaming_flags_many,
+    measure_many,
+)
 from settlements.baselines.direct import (
     FirmServiceLevelResult,
     MeterBeforeAfterResult,
@@ -62,6 +67,7 @@ __all__ = [
     "compare_presets",
     "compute_many",
     "gaming_flags",
+    "gaming_flags_many",
     "measure_many",
     "recommend",
 ]

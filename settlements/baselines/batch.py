@@ -50,6 +50,7 @@ from settlements.baselines._intervals import (
     wall_ns,
 )
 from settlements.baselines.engine import (
+    _EPOCH_WEEKDAY,
     BaselineResult,
     _adjust,
     _adjustment_window,
@@ -59,6 +60,14 @@ from settlements.baselines.engine import (
     compute_baseline,
 )
 from settlements.baselines.errors import InsufficientData
+from settlements.baselines.gaming import (
+    _MAD_SCALE,
+    GamingFlag,
+    _hours,
+    _inflated_day_flag,
+    _pre_event_drop_flag,
+    gaming_flags,
+)
 from settlements.baselines.performance import PerformanceResult, measure_performance
 from settlements.baselines.spec import BaselineSpec
 
@@ -358,6 +367,258 @@ def measure_many(
     return out
 
 
+def gaming_flags_many(
+    baselines: Mapping[Hashable, BaselineResult | InsufficientData],
+    readings: Readings,
+    *,
+    tz: str,
+    event_start: pd.Timestamp,
+    event_end: pd.Timestamp,
+    excluded_dates_by_site: Mapping[Hashable, Iterable[datetime.date]] | None = None,
+    holidays: Iterable[datetime.date] = (),
+    robust_z_threshold: float = 3.5,
+    min_excess_fraction: float = 0.10,
+    min_reference_days: int = 5,
+    pre_event_drop_fraction: float = 0.3,
+) -> dict[Hashable, list[GamingFlag]]:
+    """:func:`gaming_flags` for every site in ``baselines`` (as from compute_many).
+
+    ``readings`` is as for :func:`compute_many` (pass the same :class:`ReadingsBatch`);
+    ``excluded_dates_by_site`` and ``holidays`` as there; the thresholds are those of
+    :func:`gaming_flags`. Returns, in ``baselines``' order, each site's list of flags
+    (empty when nothing is unusual), exactly as :func:`gaming_flags` gives it; sites whose
+    entry is an :class:`InsufficientData` are left out. Raises what :func:`gaming_flags`
+    raises (a threshold out of range; for a site, a baseline computed for another event
+    window), a site's error with a note naming it.
+
+    The day tables are those of :func:`compute_many`, for all sites at once; the reference
+    days' median and MAD are computed per site and class of day with one sort. Only the
+    flags found (and a site whose reference days have no spread) are built per site.
+    """
+    if robust_z_threshold <= 0 or min_excess_fraction < 0 or min_reference_days < 1:
+        raise ValueError("robust_z_threshold and min_reference_days must be positive")
+    if not 0 < pre_event_drop_fraction < 1:
+        raise ValueError(
+            f"pre_event_drop_fraction must be between 0 and 1, got {pre_event_drop_fraction}"
+        )
+    thresholds = _Thresholds(
+        robust_z_threshold, min_excess_fraction, min_reference_days, pre_event_drop_fraction
+    )
+    batch = _as_batch(readings)
+    start_ns = timestamp_ns(event_start, "event_start")
+    end_ns = timestamp_ns(event_end, "event_end")
+    excluded = dict(excluded_dates_by_site or {})
+    holiday_list = tuple(holidays)
+    positions = batch._positions()
+    smallest = batch._smallest_steps()
+    utc, offsets = batch.utc, batch.offsets
+    on_event_grid: dict[tuple[int, int], bool] = {}
+    groups: dict[tuple[BaselineSpec, int], list[tuple[Hashable, int]]] = {}
+    slow: list[Hashable] = []
+    for key, baseline in baselines.items():
+        if not isinstance(baseline, BaselineResult):
+            continue
+        step = baseline.interval_minutes * NS_PER_MINUTE
+        index = baseline.baseline_kw.index
+        checked = (id(index), step)
+        if checked not in on_event_grid:
+            on_event_grid[checked] = (end_ns - start_ns) % step == 0 and np.array_equal(
+                index.as_unit("ns").asi8, np.arange(start_ns, end_ns, step, dtype=np.int64)
+            )
+        at = positions.get(key)
+        # The same conditions as compute_many's: readings anchored on the event's grid
+        # (gaming_flags anchors on the first reading), no duplicates.
+        if (
+            on_event_grid[checked]
+            and at is not None
+            and offsets[at + 1] > offsets[at]
+            and smallest[at] > 0
+            and (int(utc[offsets[at]]) - start_ns) % step == 0
+        ):
+            groups.setdefault((baseline.spec, baseline.interval_minutes), []).append((key, at))
+        else:
+            slow.append(key)
+    flags: dict[Hashable, list[GamingFlag]] = {}
+    for (spec, minutes), members in groups.items():
+        found, left = _gaming_group(
+            batch, baselines, members, spec, minutes, start_ns, end_ns, tz,
+            excluded, holiday_list, thresholds,
+        )  # fmt: skip
+        flags.update(found)
+        slow.extend(left)
+    for key in slow:
+        try:
+            flags[key] = gaming_flags(
+                batch.series(key),
+                baselines[key],
+                tz=tz,
+                event_start=event_start,
+                event_end=event_end,
+                excluded_dates=excluded.get(key, ()),
+                holidays=holiday_list,
+                robust_z_threshold=robust_z_threshold,
+                min_excess_fraction=min_excess_fraction,
+                min_reference_days=min_reference_days,
+                pre_event_drop_fraction=pre_event_drop_fraction,
+            )
+        except (TypeError, ValueError) as error:
+            error.add_note(f"site {key!r}")
+            raise
+    return {key: flags[key] for key in baselines if key in flags}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Thresholds:
+    robust_z: float
+    min_excess_fraction: float
+    min_reference_days: int
+    pre_event_drop_fraction: float
+
+
+def _gaming_group(
+    batch: ReadingsBatch,
+    baselines: Mapping[Hashable, BaselineResult | InsufficientData],
+    members: list[tuple[Hashable, int]],
+    spec: BaselineSpec,
+    minutes: int,
+    start_ns: int,
+    end_ns: int,
+    tz: str,
+    excluded: Mapping[Hashable, Iterable[datetime.date]],
+    holidays: tuple[datetime.date, ...],
+    thresholds: _Thresholds,
+) -> tuple[dict[Hashable, list[GamingFlag]], list[Hashable]]:
+    """gaming_flags for ``members`` (key, batch position) of one method and interval
+    length; also returns the keys left to gaming_flags itself (readings off the grid, or
+    selected days that are not candidates in compute_baseline's order)."""
+    step = minutes * NS_PER_MINUTE
+    layout = _layout(start_ns, end_ns, tz, step, spec)
+    lookback = spec.lookback_days
+    left: list[Hashable] = []
+    kept: list[tuple[Hashable, int, np.ndarray]] = []
+    for key, at in members:
+        days = _day_numbers(baselines[key].selected_days)
+        position = layout.event_day - 1 - days
+        if position.size and (
+            position.min() < 0 or position.max() >= lookback or (np.diff(position) <= 0).any()
+        ):
+            left.append(key)
+        else:
+            kept.append((key, at, position))
+    kwh_grid, off_grid = _on_grid_rows(
+        batch, np.array([at for _, at, _ in kept], dtype=np.int64), layout, step
+    )
+    if off_grid:
+        off = set(off_grid)
+        on = np.array([at not in off for _, at, _ in kept], dtype=bool)
+        left.extend(key for key, at, _ in kept if at in off)
+        kept = [member for member in kept if member[1] not in off]
+        kwh_grid = kwh_grid[on]
+    n_sites = len(kept)
+    if not n_sites:
+        return {}, left
+    kw_per_kwh = 60.0 / minutes
+    table, cell_ok = _cell_tables(kwh_grid, layout, kw_per_kwh)
+    n_event = layout.event_utc.size
+    # Contiguous per site, so that each day's mean adds its cells in the order (and with
+    # the pairwise summation) of gaming_flags' own per-site table: the same figures to the
+    # last bit.
+    day_mean_kw = nan_mean(np.ascontiguousarray(table[:, layout.event_cells_at]), axis=2)
+    reference = cell_ok[:, layout.event_cells_at].all(axis=2)
+    for row, (key, _, _) in enumerate(kept):
+        dates = excluded.get(key)
+        if dates:
+            reference[row] &= ~np.isin(layout.cand_day, _day_numbers(dates))
+    cand_day = layout.cand_day
+    business = ((cand_day + _EPOCH_WEEKDAY) % 7 < 5) & ~np.isin(cand_day, _day_numbers(holidays))
+    selected = np.zeros((n_sites, lookback), dtype=bool)
+    for row, (_, _, position) in enumerate(kept):
+        selected[row, position] = True
+
+    # Per site and class of day (business or not): the reference days' median and MAD,
+    # then each selected day's robust z, with _robust_z's arithmetic. A day that may be
+    # flagged, or whose reference has no spread (another formula), is decided by
+    # gaming's own function, which also words the flag.
+    decide = np.zeros((n_sites, lookback), dtype=bool)
+    for day_class in (True, False):
+        in_class = business == day_class
+        if not (selected & in_class[None, :]).any():
+            continue
+        values = np.where(reference & in_class[None, :], day_mean_kw, np.nan)
+        median_kw, count = _row_medians(values)
+        mad_kw, _ = _row_medians(np.abs(values - median_kw[:, None]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = _MAD_SCALE * (day_mean_kw - median_kw[:, None]) / mad_kw[:, None]
+        candidate = (
+            selected
+            & in_class[None, :]
+            & (count >= thresholds.min_reference_days)[:, None]
+            & ~np.isnan(day_mean_kw)
+        )
+        spread = (mad_kw > 0)[:, None]
+        # A small margin: the exact decision is gaming's, never this screen's.
+        may_flag = (z > thresholds.robust_z - 1e-6) & (
+            day_mean_kw > (1 + thresholds.min_excess_fraction) * median_kw[:, None] * (1 - 1e-9)
+        )
+        decide |= candidate & (~spread | may_flag)
+
+    event_hours = _hours(int(layout.event_utc[0]), int(layout.event_utc[-1]) + step, tz)
+    window = layout.window_utc
+    if window.size:
+        window_hours = _hours(int(window[0]), int(window[-1]) + step, tz)
+        values = np.ascontiguousarray(table[:, layout.instant_cells_at[:, n_event:]])
+        present = selected[:, :, None] & ~np.isnan(values)
+        total = np.where(present, values, 0.0).sum(axis=1)
+        used = present.sum(axis=1)
+        window_unadjusted = np.divide(total, used, out=np.full(total.shape, np.nan), where=used > 0)
+        window_actual = kwh_grid[:, layout.instant_at[n_event:]] * kw_per_kwh
+
+    found: dict[Hashable, list[GamingFlag]] = {}
+    for row, (key, _, position) in enumerate(kept):
+        baseline = baselines[key]
+        site_flags: list[GamingFlag] = []
+        for date, at in zip(baseline.selected_days, position.tolist(), strict=True):
+            if not decide[row, at]:
+                continue
+            like = reference[row] & (business == business[at])
+            flag = _inflated_day_flag(
+                date,
+                float(day_mean_kw[row, at]),
+                day_mean_kw[row][like],
+                event_hours,
+                lookback,
+                thresholds.robust_z,
+                thresholds.min_excess_fraction,
+                thresholds.min_reference_days,
+            )
+            if flag is not None:
+                site_flags.append(flag)
+        if window.size:
+            flag = _pre_event_drop_flag(
+                baseline,
+                window_actual[row],
+                window_unadjusted[row],
+                window_hours,
+                thresholds.pre_event_drop_fraction,
+            )
+            if flag is not None:
+                site_flags.append(flag)
+        found[key] = site_flags
+    return found, left
+
+
+def _row_medians(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the median of the non-NaN values as ``np.median`` gives it (NaN for none),
+    and how many there are."""
+    count = (~np.isnan(values)).sum(axis=1)
+    ordered = np.sort(values, axis=1)  # NaN last
+    rows = np.arange(values.shape[0])
+    lower = ordered[rows, np.maximum((count - 1) // 2, 0)]
+    upper = ordered[rows, count // 2]
+    median = np.where(count % 2 == 1, lower, (lower + upper) / 2)
+    return np.where(count > 0, median, np.nan), count
+
+
 def _as_batch(readings: Readings) -> ReadingsBatch:
     if isinstance(readings, ReadingsBatch):
         return readings
@@ -539,6 +800,33 @@ def _on_grid_rows(
     return on_grid, off_grid
 
 
+def _cell_tables(
+    kwh_grid: np.ndarray, layout: _Layout, kw_per_kwh: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Site x cell mean kW (NaN where a cell has no reading) and, per cell, whether all its
+    readings are there (a fall-back cell needs both; a spring-forward gap needs none).
+
+    Cell means as compute_baseline's bincount makes them: readings of a cell summed in
+    time order from 0.0, divided by how many there are.
+    """
+    n_sites = kwh_grid.shape[0]
+    table = np.full((n_sites, layout.n_cells), np.nan)
+    count = np.zeros((n_sites, layout.n_cells), dtype=np.int64)
+    single = kwh_grid[:, layout.single_at] * kw_per_kwh
+    table[:, layout.single_cells] = single
+    count[:, layout.single_cells] = ~np.isnan(single)
+    if layout.double_cells.size:
+        earlier = kwh_grid[:, layout.double_at[:, 0]] * kw_per_kwh
+        later = kwh_grid[:, layout.double_at[:, 1]] * kw_per_kwh
+        present = (~np.isnan(earlier)).astype(np.int64) + ~np.isnan(later)
+        total = np.nan_to_num(earlier, nan=0.0) + np.nan_to_num(later, nan=0.0)
+        table[:, layout.double_cells] = np.divide(
+            total, present, out=np.full(total.shape, np.nan), where=present > 0
+        )
+        count[:, layout.double_cells] = present
+    return table, count >= layout.expected
+
+
 def _compute_group(
     batch: ReadingsBatch,
     sites: np.ndarray,
@@ -558,27 +846,9 @@ def _compute_group(
     if off_grid:
         keep = ~np.isin(sites, off_grid)
         sites, kwh_grid = sites[keep], kwh_grid[keep]
-    n_sites = sites.size
     n_event = layout.event_utc.size
     kw_per_kwh = 60.0 / minutes
-
-    # Cell means as compute_baseline's bincount makes them: readings of a cell summed in
-    # time order from 0.0, divided by how many there are.
-    table = np.full((n_sites, layout.n_cells), np.nan)
-    count = np.zeros((n_sites, layout.n_cells), dtype=np.int64)
-    single = kwh_grid[:, layout.single_at] * kw_per_kwh
-    table[:, layout.single_cells] = single
-    count[:, layout.single_cells] = ~np.isnan(single)
-    if layout.double_cells.size:
-        earlier = kwh_grid[:, layout.double_at[:, 0]] * kw_per_kwh
-        later = kwh_grid[:, layout.double_at[:, 1]] * kw_per_kwh
-        present = (~np.isnan(earlier)).astype(np.int64) + ~np.isnan(later)
-        total = np.nan_to_num(earlier, nan=0.0) + np.nan_to_num(later, nan=0.0)
-        table[:, layout.double_cells] = np.divide(
-            total, present, out=np.full(total.shape, np.nan), where=present > 0
-        )
-        count[:, layout.double_cells] = present
-    cell_ok = count >= layout.expected
+    table, cell_ok = _cell_tables(kwh_grid, layout, kw_per_kwh)
     actual = kwh_grid[:, layout.instant_at] * kw_per_kwh
 
     complete = cell_ok[:, layout.used_cells_at].all(axis=2)
