@@ -21,16 +21,19 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 
 from enrollment.models import Meter
 from events.models import Event, Participation
 from settlements.baselines import (
     BaselineResult,
     compute_many,
-    gaming_flags,
+    gaming_flags_many,
     measure_many,
     spec_from_preset,
 )
@@ -66,27 +69,28 @@ def site_readings(
     """Long frame [site, interval_start (UTC), kwh] of the sites' readings in [start, end),
     each site's meters summed per interval, ordered by site then time.
 
-    Interval starts travel as epoch seconds so that no Python datetime is built per row.
+    No Python object is built per reading on PostgreSQL: each meter's readings arrive as
+    two arrays decoded by numpy (see ``_meter_arrays``). On SQLite interval starts travel
+    as epoch seconds.
     """
     meter_site = {meter: site for site, meters in site_meters.items() for meter in meters}
     if not meter_site:
-        return pd.DataFrame({"site": [], "interval_start": [], "kwh": []})
-    epoch = (
-        "CAST(EXTRACT(EPOCH FROM interval_start) AS BIGINT)"
-        if connection.vendor == "postgresql"
-        else "CAST(strftime('%%s', interval_start) AS INTEGER)"
-    )
+        return _no_readings()
+    if connection.vendor == "postgresql":
+        return _site_frame(site_meters, _meter_arrays(list(meter_site), start, end))
     table = connection.ops.quote_name(MeterReading._meta.db_table)
     placeholders = ",".join(["%s"] * len(meter_site))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT meter_id, {epoch}, kwh FROM {table} "  # noqa: S608 - fixed names
-            f"WHERE meter_id IN ({placeholders}) AND interval_start >= %s AND interval_start < %s",
-            [*meter_site, start, end],
+            "SELECT meter_id, CAST(strftime('%%s', interval_start) AS INTEGER), kwh "  # noqa: S608
+            f"FROM {table} WHERE meter_id IN ({placeholders}) "
+            "AND interval_start >= %s AND interval_start < %s",
+            # As stored (naive UTC text): an aware datetime would compare as other text.
+            [*meter_site, *map(connection.ops.adapt_datetimefield_value, (start, end))],
         )
         rows = cursor.fetchall()
     if not rows:
-        return pd.DataFrame({"site": [], "interval_start": [], "kwh": []})
+        return _no_readings()
     meters, seconds, kwh = (np.asarray(column) for column in zip(*rows, strict=True))
     sites = np.fromiter((meter_site[int(m)] for m in meters), dtype=np.int64, count=len(meters))
     frame = pd.DataFrame(
@@ -95,6 +99,136 @@ def site_readings(
     frame = frame.groupby(["site", "seconds"], sort=True, as_index=False)["kwh"].sum()
     frame["interval_start"] = pd.to_datetime(frame.pop("seconds"), unit="s", utc=True)
     return frame[["site", "interval_start", "kwh"]]
+
+
+def _no_readings() -> pd.DataFrame:
+    return pd.DataFrame({"site": [], "interval_start": [], "kwh": []})
+
+
+class _ArrayLoader(Loader):
+    """A one-dimensional binary PostgreSQL array of a fixed-width type as a numpy array.
+
+    The binary array format: dimensions, a has-nulls flag and the element type, then per
+    dimension its length and lower bound, then per element its byte length and value.
+    """
+
+    format = Format.BINARY
+    element = ">f8"
+    result: type = np.float64
+
+    def load(self, data) -> np.ndarray:
+        header = np.frombuffer(data, dtype=">i4", count=3)
+        if header[0] == 0:
+            return np.empty(0, dtype=self.result)
+        if header[0] != 1 or header[1]:
+            raise ValueError("expected a one-dimensional array without nulls")
+        length = int(np.frombuffer(data, dtype=">i4", count=1, offset=12)[0])
+        cells = np.frombuffer(
+            data, dtype=[("size", ">i4"), ("value", self.element)], count=length, offset=20
+        )
+        return cells["value"].astype(self.result)
+
+
+class _MicrosecondsLoader(_ArrayLoader):
+    """timestamptz[]: microseconds since 2000-01-01 UTC, as int64."""
+
+    element = ">i8"
+    result = np.int64
+
+
+class _BinaryCursor(psycopg.Cursor):
+    """Parameters bound by the server and results in binary; never a prepared statement,
+    which a connection pooler in transaction mode would not keep."""
+
+    def execute(self, query, params=None, *, prepare=False, binary=True):
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+# PostgreSQL's binary timestamptz counts microseconds from 2000-01-01T00:00Z.
+_PG_EPOCH_US = 946_684_800 * 1_000_000
+
+
+def _meter_arrays(
+    meters: list[int], start: dt.datetime, end: dt.datetime
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """PostgreSQL: each meter's readings in [start, end) as (UTC microseconds, kWh), time
+    ascending.
+
+    One row per meter with ``array_agg`` columns in binary: a few rows to fetch instead of
+    millions, each decoded by numpy. The arrays are aggregated without ORDER BY (a sort per
+    meter costs the server as much again as the scan); both take the rows in the same
+    order, and a meter whose rows came out of time order is sorted here.
+    """
+    table = connection.ops.quote_name(MeterReading._meta.db_table)
+    connection.ensure_connection()
+    # Django's cursors bind parameters on the client, which rules out binary results: a
+    # server-binding cursor on the same connection (so the same transaction), wrapped as
+    # Django wraps its own (query log, database errors).
+    raw = _BinaryCursor(connection.connection)
+    types = raw.adapters.types
+    raw.adapters.register_loader(types["timestamptz"].array_oid, _MicrosecondsLoader)
+    raw.adapters.register_loader(types["float8"].array_oid, _ArrayLoader)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(raw) as cursor:
+        cursor.execute(
+            f"SELECT meter_id, array_agg(interval_start), array_agg(kwh) FROM {table} "  # noqa: S608
+            "WHERE meter_id = ANY(%s) AND interval_start >= %s AND interval_start < %s "
+            "GROUP BY meter_id",
+            [meters, start, end],
+        )
+        rows = cursor.fetchall()
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for meter, micros, kwh in rows:
+        utc = micros + _PG_EPOCH_US
+        if utc.size > 1 and (utc[1:] < utc[:-1]).any():
+            order = np.argsort(utc, kind="stable")
+            utc, kwh = utc[order], kwh[order]
+        out[meter] = utc, kwh
+    return out
+
+
+def _site_frame(
+    site_meters: dict[int, list[int]], by_meter: dict[int, tuple[np.ndarray, np.ndarray]]
+) -> pd.DataFrame:
+    """The long frame from each meter's (UTC microseconds, kWh) arrays: a site with one
+    meter takes its arrays as they are; the meters of a site with several are summed per
+    interval."""
+    sites, utc, kwh = [], [], []
+    for site in sorted(site_meters):
+        parts = [by_meter[meter] for meter in site_meters[site] if meter in by_meter]
+        if not parts:
+            continue
+        if len(parts) == 1:
+            site_utc, site_kwh = parts[0]
+        else:
+            summed = (
+                pd.DataFrame(
+                    {
+                        "utc": np.concatenate([part[0] for part in parts]),
+                        "kwh": np.concatenate([part[1] for part in parts]),
+                    }
+                )
+                .groupby("utc", sort=True)["kwh"]
+                .sum()
+            )
+            site_utc, site_kwh = summed.index.to_numpy(np.int64), summed.to_numpy(np.float64)
+        sites.append(np.full(site_utc.size, site, dtype=np.int64))
+        utc.append(site_utc)
+        kwh.append(site_kwh)
+    if not sites:
+        return _no_readings()
+    # Microseconds: PostgreSQL's resolution, and the unit of the SQLite path's frame. The
+    # arrays are new, so the frame need not copy them (copying is most of its cost).
+    return pd.DataFrame(
+        {
+            "site": np.concatenate(sites),
+            "interval_start": pd.DatetimeIndex(np.concatenate(utc).view("M8[us]")).tz_localize(
+                "UTC"
+            ),
+            "kwh": np.concatenate(kwh),
+        },
+        copy=False,
+    )
 
 
 def _excluded_dates(event: Event, site_ids: Iterable[int], zone: ZoneInfo) -> dict[int, set]:
@@ -111,10 +245,13 @@ def _excluded_dates(event: Event, site_ids: Iterable[int], zone: ZoneInfo) -> di
     return excluded
 
 
-def _fingerprint(parts: dict, values: pd.DataFrame) -> str:
+def _fingerprint(parts: dict, utc: np.ndarray, kwh: np.ndarray) -> str:
+    """sha256 of the inputs: ``parts`` as JSON, then the readings' interval starts (UTC
+    ns in ``utc``, hashed as int64 microseconds, the unit of ``site_readings``' frame) and
+    kWh (float64) as raw bytes."""
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
-    digest.update(pd.DatetimeIndex(values["interval_start"]).asi8.tobytes())
-    digest.update(values["kwh"].to_numpy(dtype=float).tobytes())
+    digest.update((np.asarray(utc, dtype=np.int64) // 1000).tobytes())
+    digest.update(np.ascontiguousarray(kwh, dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
@@ -157,53 +294,79 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
         else {}
     )  # fmt: skip
     performances = measure_many(baselines, batch, event_start, event_end) if baselines else {}
-    by_site = {site: frame for site, frame in readings.groupby("site", sort=False)}
     day_start = pd.Timestamp(dt.datetime.combine(event_start.date(), dt.time(), zone))
-    day_end = day_start + pd.Timedelta(days=1)
+    day_bounds = np.array([day_start.value, (day_start + pd.Timedelta(days=1)).value])
     current = {
         row.participation_id: row
         for row in EventPerformance.objects.filter(
             participation__in=participations, is_current=True
         ).only("participation_id", "fingerprint", "version")
     }
-    created, unchanged, insufficient, rows = [], [], [], []
+    parameters = spec.to_dict()
+    positions = {site: at for at, site in enumerate(batch.keys)} if batch is not None else {}
+    no_readings = np.empty(0, dtype=np.int64), np.empty(0)
+
+    def site_arrays(site_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """The site's readings: UTC ns and kWh, time ascending (views into the batch)."""
+        at = positions.get(site_id)
+        if at is None:
+            return no_readings
+        rows = slice(batch.offsets[at], batch.offsets[at + 1])
+        return batch.utc[rows], batch.kwh[rows]
+
+    unchanged, changed = [], []
     for participation in participations:
         site_id = participation.enrollment.site_id
-        values = by_site.get(site_id, readings.iloc[0:0])
         parts = {
-            "spec": spec.to_dict(),
+            "spec": parameters,
             "event": [event.starts_at.isoformat(), event.ends_at.isoformat()],
             "excluded": sorted(excluded.get(site_id, ())),
             "committed_kw": str(participation.committed_kw),
         }
-        fingerprint = _fingerprint(parts, values)
+        fingerprint = _fingerprint(parts, *site_arrays(site_id))
         previous = current.get(participation.pk)
         if previous is not None and previous.fingerprint == fingerprint:
             unchanged.append(participation.pk)
-            continue
+        else:
+            changed.append((participation, fingerprint, previous))
+    # Flags only for the participations that get a new version, all sites at once.
+    flags_by_site = (
+        gaming_flags_many(
+            {p.enrollment.site_id: baselines[p.enrollment.site_id] for p, _, _ in changed
+             if p.enrollment.site_id in baselines},
+            batch, tz=program.time_zone, event_start=event_start, event_end=event_end,
+        )
+        if batch is not None
+        else {}
+    )  # fmt: skip
+    iso = _IsoTimes()
+    created, insufficient, rows = [], [], []
+    for participation, fingerprint, previous in changed:
+        site_id = participation.enrollment.site_id
         baseline = baselines.get(site_id)
         row = EventPerformance(
             participation=participation,
             version=(previous.version + 1) if previous else 1,
             method=program.baseline_preset,
-            parameters=spec.to_dict(),
+            parameters=parameters,
             committed_kw=participation.committed_kw,
             fingerprint=fingerprint,
             computed_at=now,
         )
-        series = values.set_index("interval_start")["kwh"] if len(values) else None
-        if series is not None:
-            day = series[(series.index >= day_start) & (series.index < day_end)]
+        utc, kwh = site_arrays(site_id)
+        if utc.size:
+            first, stop = np.searchsorted(utc, day_bounds)
             minutes = baseline.interval_minutes if isinstance(baseline, BaselineResult) else 15
             row.day_actual = [
-                [ts.isoformat(), round(kwh * 60 / minutes, 4)] for ts, kwh in day.items()
+                [at, round(value * 60 / minutes, 4)]
+                for at, value in zip(iso.of(utc[first:stop]), kwh[first:stop].tolist(), strict=True)
             ]
         if not isinstance(baseline, BaselineResult):
             row.status = EventPerformance.Status.INSUFFICIENT_DATA
             row.message = str(baseline) if baseline is not None else "No meter readings."
             insufficient.append(participation.pk)
         else:
-            _fill(row, baseline, performances[site_id], series, event_start, event_end, program)
+            _fill(row, baseline, performances[site_id], flags_by_site[site_id], iso)
             created.append(participation.pk)
         rows.append(row)
     with transaction.atomic():
@@ -214,18 +377,44 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
     return PerformanceReport(tuple(created), tuple(unchanged), tuple(insufficient))
 
 
-def _fill(row, baseline, performance, series, event_start, event_end, program) -> None:
+class _IsoTimes:
+    """UTC ISO 8601 strings of instants (int64 ns), each formatted once: every site of an
+    event shares the event's and the event day's interval starts."""
+
+    def __init__(self) -> None:
+        self._text: dict[int, str] = {}
+        self._by_index: dict[int, tuple[pd.DatetimeIndex, list[str]]] = {}
+
+    def of(self, utc: np.ndarray) -> list[str]:
+        text = self._text
+        out = []
+        for value in utc.tolist():
+            found = text.get(value)
+            if found is None:
+                found = text[value] = pd.Timestamp(value, tz="UTC").isoformat()
+            out.append(found)
+        return out
+
+    def of_index(self, index: pd.DatetimeIndex) -> list[str]:
+        # compute_many gives every site the same index object.
+        cached = self._by_index.get(id(index))
+        if cached is None or cached[0] is not index:
+            cached = self._by_index[id(index)] = (index, self.of(index.as_unit("ns").asi8))
+        return cached[1]
+
+
+def _fill(row, baseline, performance, gaming, iso: _IsoTimes) -> None:
     row.status = EventPerformance.Status.COMPUTED
     row.candidate_days = [day.isoformat() for day in baseline.candidate_days]
     row.selected_days = [day.isoformat() for day in baseline.selected_days]
     row.adjustment = float(baseline.adjustment)
     row.interval_minutes = baseline.interval_minutes
     row.intervals = [
-        [ts.tz_convert("UTC").isoformat(), round(float(b), 4), round(float(u), 4),
-         _number(round(float(a), 4))]
-        for ts, b, u, a in zip(
-            baseline.baseline_kw.index, baseline.baseline_kw.to_numpy(),
-            baseline.unadjusted_kw.to_numpy(), performance.actual_kw.to_numpy(), strict=True,
+        [at, round(b, 4), round(u, 4), _number(round(a, 4))]
+        for at, b, u, a in zip(
+            iso.of_index(baseline.baseline_kw.index), baseline.baseline_kw.to_numpy().tolist(),
+            baseline.unadjusted_kw.to_numpy().tolist(), performance.actual_kw.to_numpy().tolist(),
+            strict=True,
         )
     ]  # fmt: skip
     row.reduction_kwh = _number(float(performance.reduction_kwh))
@@ -238,9 +427,7 @@ def _fill(row, baseline, performance, series, event_start, event_end, program) -
     row.warnings = list(baseline.warnings)
     flags = [
         {"code": flag.code, "message": flag.message, "detail": _jsonable(flag.detail)}
-        for flag in gaming_flags(
-            series, baseline, tz=program.time_zone, event_start=event_start, event_end=event_end
-        )
+        for flag in gaming
     ]
     if performance.missing_intervals:
         flags.append(

@@ -1,0 +1,85 @@
+"""site_readings: the sites' readings in a range, meters summed per site, ordered.
+
+Runs on the database under test: SQLite by default, PostgreSQL (the array read) with
+DATABASE_URL set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from settlements.models import MeterReading
+from settlements.performance import site_readings
+from tests.enrollment.factories import MeterFactory, SiteFactory
+
+T0 = dt.datetime(2026, 7, 15, 18, 0, tzinfo=dt.UTC)
+
+
+def at(quarter: int) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=15 * quarter)
+
+
+def store(meter, values: dict[int, float]) -> None:
+    MeterReading.objects.bulk_create(
+        MeterReading(meter=meter, interval_start=at(quarter), kwh=kwh)
+        for quarter, kwh in values.items()
+    )
+
+
+@pytest.mark.django_db
+def test_it_sums_a_site_s_meters_and_orders_by_site_then_time() -> None:
+    two_meters, one_meter, silent = SiteFactory(), SiteFactory(), SiteFactory()
+    first, second = MeterFactory(site=two_meters), MeterFactory(site=two_meters)
+    only = MeterFactory(site=one_meter)
+    quiet = MeterFactory(site=silent)
+    store(first, {0: 1.25, 1: 2.5, 2: 4.0, 8: 99.0})  # quarter 8 is the range's end
+    store(second, {1: 0.5, 2: 0.25, 3: 3.0, -1: 99.0})  # quarter -1 is before its start
+    store(only, {3: 7.0, 1: 6.0, 2: 6.5})  # stored out of time order
+
+    frame = site_readings(
+        {one_meter.pk: [only.pk], two_meters.pk: [first.pk, second.pk], silent.pk: [quiet.pk]},
+        at(0),
+        at(8),
+    )
+
+    assert list(frame.columns) == ["site", "interval_start", "kwh"]
+    assert str(frame["interval_start"].dt.tz) == "UTC"
+    expected = sorted(
+        [
+            (two_meters.pk, at(0), 1.25),
+            (two_meters.pk, at(1), 3.0),  # 2.5 + 0.5
+            (two_meters.pk, at(2), 4.25),  # 4.0 + 0.25
+            (two_meters.pk, at(3), 3.0),  # the second meter alone
+            (one_meter.pk, at(1), 6.0),
+            (one_meter.pk, at(2), 6.5),
+            (one_meter.pk, at(3), 7.0),
+        ],
+        key=lambda row: (row[0], row[1]),
+    )
+    got = [
+        (int(site), stamp.to_pydatetime(), float(kwh))
+        for site, stamp, kwh in frame.itertuples(index=False)
+    ]
+    assert got == expected  # the silent site has no rows at all
+
+
+@pytest.mark.django_db
+def test_sites_without_meters_or_readings_give_an_empty_frame() -> None:
+    site = SiteFactory()
+    meter = MeterFactory(site=site)
+    assert site_readings({}, at(0), at(8)).empty
+    assert site_readings({site.pk: []}, at(0), at(8)).empty
+    frame = site_readings({site.pk: [meter.pk]}, at(0), at(8))
+    assert frame.empty and list(frame.columns) == ["site", "interval_start", "kwh"]
+
+
+@pytest.mark.django_db
+def test_interval_starts_keep_their_instant() -> None:
+    site = SiteFactory()
+    meter = MeterFactory(site=site)
+    store(meter, {0: 1.0})
+    frame = site_readings({site.pk: [meter.pk]}, at(0), at(1))
+    assert frame["interval_start"].tolist() == [pd.Timestamp(at(0))]
