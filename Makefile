@@ -40,7 +40,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: install
-	@set -e; for script in benchmarks/*.py; do \
+	@set -e; for script in benchmarks/[!_]*.py; do \
 		echo "== $$script"; $(BIN)/python $$script; done
 
 clean:

@@ -44,6 +44,8 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks._support import ensure_database  # noqa: E402 (after the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dr_platform.settings")
 os.environ.setdefault(
     "DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/dr_platform_bench"
@@ -59,21 +61,6 @@ TIME_ZONE = "America/New_York"
 EVENT_DAY = dt.date(2026, 7, 16)
 EVENT_START, EVENT_END = dt.time(14, 0), dt.time(18, 0)
 QUARTER_NS = 15 * 60 * 1_000_000_000
-
-
-def ensure_database(url: str) -> None:
-    """Create the benchmark database when it does not exist yet."""
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 # --- setup ---------------------------------------------------------------------------

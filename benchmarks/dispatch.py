@@ -43,6 +43,8 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks._support import ensure_database  # noqa: E402 (after the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dr_platform.settings")
 os.environ.setdefault(
     "DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/dr_platform_bench"
@@ -60,21 +62,6 @@ PROGRAM_NAME = "DISPATCH-benchmark program"
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "bench-auth-token"  # noqa: S105 - the loopback stub's, nothing real
 SEND_DEADLINE_SECONDS = 600
-
-
-def ensure_database(url: str) -> None:
-    """Create the benchmark database when it does not exist yet."""
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def live_environment(stub_url: str) -> dict[str, str]:

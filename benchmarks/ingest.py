@@ -24,10 +24,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks._support import ensure_database  # noqa: E402 (after the path)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dr_platform.settings")
 os.environ.setdefault(
     "DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/dr_platform_bench"
@@ -35,21 +36,6 @@ os.environ.setdefault(
 METERS = int(os.environ.get("BENCH_METERS", "1000"))
 DAYS = int(os.environ.get("BENCH_DAYS", "60"))
 PREFIX = "BENCH-"
-
-
-def ensure_database(url: str) -> None:
-    """Create the benchmark database when it does not exist yet."""
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not exists:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def generate(path: Path) -> int:
