@@ -167,13 +167,15 @@ def usable_methods_by_participation(
         .prefetch_related("contact__sites")
         .order_by("escalation_order", "contact_id", "pk")
     )
+    # Grouped by organization first: a dispatch to 10,000 sites must not compare every site
+    # with every method of every organization.
+    by_organization: dict[int, list[tuple[ContactMethod, set[int]]]] = defaultdict(list)
+    for method in methods:
+        covered = {s.pk for s in method.contact.sites.all()}
+        by_organization[method.contact.organization_id].append((method, covered))
     result: dict[int, list[ContactMethod]] = defaultdict(list)
     for participation_id, site in site_by_participation.items():
-        for method in methods:
-            contact = method.contact
-            if contact.organization_id != site.organization_id:
-                continue
-            covered = [s.pk for s in contact.sites.all()]
+        for method, covered in by_organization.get(site.organization_id, ()):
             if covered and site.pk not in covered:
                 continue
             result[participation_id].append(method)
