@@ -27,6 +27,7 @@ else the only program zone in use, else ``settings.TIME_ZONE``.
 
 from __future__ import annotations
 
+import abc
 import csv
 import datetime as dt
 import hashlib
@@ -178,8 +179,8 @@ class Coverage:
 # --- the staging table, per database ---------------------------------------------------------
 
 
-class _Stage:
-    """A temporary table holding the checked rows of one import.
+class _Stage(abc.ABC):
+    """A temporary table holding the checked rows of one import (one subclass a database).
 
     Columns: ``meter_id``, ``start`` (the interval start), ``kwh`` (signed: exported energy
     is negative), ``quality_code`` (index into the import's list of quality flags),
@@ -189,22 +190,25 @@ class _Stage:
     def __init__(self, import_pk: int) -> None:
         self.name = connection.ops.quote_name(f"mdi_stage_{import_pk}")
 
+    @abc.abstractmethod
     def create(self) -> None:
-        raise NotImplementedError
+        """Create the empty table."""
 
+    @abc.abstractmethod
     def load(self, columns: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
+        """Append the checked rows."""
 
+    @abc.abstractmethod
     def start_sql(self, alias: str) -> str:
         """SQL for the stored ``interval_start`` value of staged row ``alias``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def quality_sql(self, alias: str, qualities: list[str]) -> tuple[str, list[Any]]:
         """SQL (and its parameters) for the quality text of staged row ``alias``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def to_datetime(self, value: Any) -> dt.datetime:
-        raise NotImplementedError
+        """The stored interval start read back as an aware datetime."""
 
     def drop(self) -> None:
         with connection.cursor() as cursor:
