@@ -482,20 +482,54 @@ class SettlementLine(models.Model):
         CLAWBACK = "clawback", "Enablement clawback"
         ADJUSTMENT = "adjustment", "Adjustment"
 
-    run = models.ForeignKey(SettlementRun, on_delete=models.PROTECT, related_name="lines")
-    sequence = models.PositiveIntegerField()  # deterministic order within the run
-    organization = models.ForeignKey(
-        "enrollment.Organization", on_delete=models.PROTECT, related_name="settlement_lines"
+    # The one foreign key PostgreSQL checks: a line belongs to a run that exists. No index
+    # of its own: the unique (run, sequence) index starts with the run.
+    run = models.ForeignKey(
+        SettlementRun, on_delete=models.PROTECT, related_name="lines", db_index=False
     )
+    sequence = models.PositiveIntegerField()  # deterministic order within the run
+    # The other references are checked by the ORM only (``db_constraint=False``): a run's
+    # lines are written in one transaction from rows it has just read, and PostgreSQL
+    # would check each of the five references of each line again at the commit, a third
+    # of a season run's time. ``PROTECT`` still refuses to delete, through Django, a
+    # site, event, performance, organization or installment that a line points at.
+    organization = models.ForeignKey(
+        "enrollment.Organization",
+        on_delete=models.PROTECT,
+        related_name="settlement_lines",
+        db_constraint=False,
+        db_index=False,  # the (organization, run) index below serves it
+    )
+    # No indexes on site, event and performance: every read of lines goes through their
+    # run (or organization); only deleting one of those rows through Django looks lines
+    # up by them, and events and performances are never deleted.
     site = models.ForeignKey(
-        "enrollment.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "enrollment.Site",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     event = models.ForeignKey(
-        "events.Event", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "events.Event",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     performance = models.ForeignKey(
-        EventPerformance, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        EventPerformance,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     installment = models.ForeignKey(
         "enrollment.EnablementInstallment",
@@ -503,6 +537,8 @@ class SettlementLine(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="settlement_lines",
+        db_constraint=False,
+        db_index=False,  # the partial index below serves it
     )
     reference = models.CharField(max_length=100, blank=True)
     quantity = models.DecimalField(max_digits=18, decimal_places=6)
@@ -518,7 +554,19 @@ class SettlementLine(models.Model):
     class Meta:
         ordering = ["run", "sequence"]
         constraints = [
+            # Also the index of every read of a run's lines.
             models.UniqueConstraint(fields=["run", "sequence"], name="settlement_line_sequence")
+        ]
+        indexes = [
+            # Statements: the runs with lines of an organization, its lines of one run.
+            models.Index(fields=["organization", "run"], name="settlementline_org_run"),
+            # Enablement lines only (the other lines have none): deleting a project's
+            # installments through Django looks its lines up.
+            models.Index(
+                fields=["installment"],
+                name="settlementline_installment",
+                condition=models.Q(installment__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
