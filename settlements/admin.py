@@ -141,7 +141,7 @@ class PaymentRuleVersionForm(forms.ModelForm):
         label="Version label",
         required=False,
         max_length=60,
-        help_text="A free label copied into every line's details, e.g. 2026-v2.",
+        help_text="A free label, recorded with the rules of each run that uses them, e.g. 2026-v2.",
     )
     capacity_rate = _amount("Capacity rate ($ per kW per unit)", "Empty: no capacity payment.")
     capacity_unit = _choice(

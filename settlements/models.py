@@ -364,6 +364,9 @@ class SettlementRun(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     exported_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True)
+    # The payment rules the lines were calculated with (``PaymentRules.to_dict()``), once
+    # for the run: each line's details hold only that line's own inputs.
+    rules = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["program", "-period_start", "-version"]
@@ -546,6 +549,8 @@ class SettlementLine(models.Model):
     rate = models.DecimalField(max_digits=14, decimal_places=6)
     amount = models.DecimalField(**MONEY)
     explanation = models.TextField()
+    # The line's own inputs (``LineItem.details``); the rules are the run's (``rules``), the
+    # measurement the performance row's.
     details = models.JSONField(default=dict)
     locked = models.BooleanField(default=False)
 

@@ -15,15 +15,15 @@ _SIX = Decimal("0.000001")
 
 def kw(value: Decimal) -> str:
     """kW or kWh with three places (watts), e.g. ``120.000``."""
-    return f"{value.quantize(_THREE, rounding=ROUND_HALF_UP):,}"
+    return f"{value.quantize(_THREE, ROUND_HALF_UP):,}"
 
 
 def ratio(value: Decimal) -> str:
     """A ratio or factor with three places; ``≈`` and six places when three are not exact."""
-    shown = value.quantize(_THREE, rounding=ROUND_HALF_UP)
+    shown = value.quantize(_THREE, ROUND_HALF_UP)
     if shown == value:
         return f"{shown}"
-    return f"≈{value.quantize(_SIX, rounding=ROUND_HALF_UP)}"
+    return f"≈{value.quantize(_SIX, ROUND_HALF_UP)}"
 
 
 def dollars(value: Decimal) -> str:

@@ -160,7 +160,6 @@ def _capacity_line(
         f"{_text.rate(rate)}/{unit} × {performance.explanation} = {_text.dollars(amount)}"
     )
     details = {
-        **_rules_details(rules),
         "committed_kw": str(committed),
         "months": [month.isoformat() for month in months],
         "paid_months": [month.isoformat() for month in paid],
@@ -169,9 +168,6 @@ def _capacity_line(
             {"event_key": key, "month": month.isoformat(), "performance_ratio": str(ratio)}
             for key, month, ratio in performance.failed_events
         ],
-        "capacity_unit": unit,
-        "capacity_rate": str(rate),
-        "factor_method": rules.factor_method,
         "event_ratios": [
             {"event_key": key, "performance_ratio": str(r)} for key, r in performance.event_ratios
         ],
@@ -211,21 +207,22 @@ def _energy_lines(
     if rate is None:
         return []
     # The same for every event of the site: worked out once.
-    rate_text = f"{_text.rate(rate)}/kWh"
+    rate_text = f" × {_text.rate(rate)}/kWh"
     threshold = rules.threshold_ratio
     by_threshold = rules.factor_method == "threshold" and threshold is not None
     floor, cap = rules.energy_floor_per_event, rules.energy_cap_per_event
-    common = _rules_details(rules)
-    limits = {"energy_rate": str(rate), "floor": _optional(floor), "cap": _optional(cap)}
+    limited = floor is not None or cap is not None
+    kw, dollars, site_key = _text.kw, _text.dollars, site.site_key
     lines = []
     for item in assessments:
         if not item.counted:
             continue
         kwh = item.reduction_kwh
         raw = kwh * rate
-        steps = f"{_text.kw(kwh)} kWh{_interval_text(item)} × {rate_text}"
-        prefix = "Reduction" if item.treatment == "counted" else f"{_capitalised(item.note)}:"
-        text = f"{prefix} {steps} = {_text.dollars(raw)}"
+        if item.treatment == "counted":
+            text = f"Reduction {kw(kwh)} kWh{_interval_text(item)}{rate_text} = {dollars(raw)}"
+        else:
+            text = f"{_capitalised(item.note)}: {kw(kwh)} kWh{rate_text} = {dollars(raw)}"
         voided = by_threshold and item.performance_ratio < threshold  # type: ignore[operator]
         if voided:
             amount = ZERO
@@ -233,28 +230,25 @@ def _energy_lines(
                 f", not paid: performance ratio {_text.ratio(item.performance_ratio)} is below "
                 f"the threshold {_text.ratio(threshold)}"  # type: ignore[arg-type]
             )
-        else:
+        elif limited:
             amount = clamp(raw, floor, cap)
             text += _limit_text(raw, amount, "per event")
+        else:
+            amount = raw
+        details = _event_details(item)
+        details["unlimited_amount"] = str(raw)
+        details["voided_by_threshold"] = voided
         lines.append(
             LineItem(
                 kind="energy",
-                site_key=site.site_key,
+                site_key=site_key,
                 event_key=item.outcome.event_key,
                 quantity=kwh,
                 unit="kWh",
                 rate=rate,
                 amount=amount,
-                explanation=text if amount == raw else f"{text} = {_text.dollars(amount)}",
-                details={
-                    **common,
-                    **_event_details(item),
-                    "energy_rate": limits["energy_rate"],
-                    "unlimited_amount": str(raw),
-                    "voided_by_threshold": voided,
-                    "floor": limits["floor"],
-                    "cap": limits["cap"],
-                },
+                explanation=text if amount == raw else f"{text} = {dollars(amount)}",
+                details=details,
             )
         )
     return lines
@@ -300,15 +294,11 @@ def _season_line(
         amount=amount,
         explanation=text,
         details={
-            **_rules_details(rules),
-            "season_rate": str(rate),
             "event_average_kw": [
                 {"event_key": item.outcome.event_key, "average_kw": str(item.average_kw)}
                 for item in counted
             ],
             "unlimited_amount": str(raw),
-            "floor": _optional(rules.season_floor),
-            "cap": _optional(rules.season_cap),
         },
     )
 
@@ -353,14 +343,7 @@ def _excess_lines(
                 rate=-rate,
                 amount=amount,
                 explanation=text if amount == raw else f"{text} = {_text.dollars(amount)}",
-                details={
-                    **_rules_details(rules),
-                    "event_key": item.outcome.event_key,
-                    "excess_kwh": str(excess),
-                    "excess_energy_rate": str(rate),
-                    "unlimited_amount": str(raw),
-                    "cap": _optional(cap),
-                },
+                details={"unlimited_amount": str(raw)},
             )
         )
     return lines
@@ -471,10 +454,11 @@ def _capitalised(text: str) -> str:
 
 
 def _event_details(item: EventAssessment) -> dict[str, Any]:
+    """The event's own inputs of a line; the event and the rules are the line's and the
+    caller's to record (once, not on every line). Interval counts only for an outcome
+    given per interval."""
     outcome = item.outcome
-    return {
-        "event_key": outcome.event_key,
-        "event_date": outcome.event_date.isoformat(),
+    details = {
         "committed_kw": str(outcome.committed_kw),
         "treatment": item.treatment,
         "note": item.note,
@@ -483,22 +467,10 @@ def _event_details(item: EventAssessment) -> dict[str, Any]:
         "reduction_kwh": str(item.reduction_kwh),
         "average_kw": str(item.average_kw),
         "performance_ratio": str(item.performance_ratio),
-        "interval_minutes": outcome.interval_minutes,
-        "intervals": item.intervals,
-        "missing_intervals": item.missing_intervals,
-        "floored_intervals": item.floored_intervals,
     }
-
-
-def _rules_details(rules: PaymentRules) -> dict[str, Any]:
-    return {
-        "rules_version": rules.version,
-        "rules_effective_from": rules.effective_from.isoformat(),
-        "negative_reductions": rules.negative_reductions,
-        "opted_out_events": rules.opted_out_events,
-        "test_events": rules.test_events,
-    }
-
-
-def _optional(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    if outcome.reduction_kw is not None:
+        details["interval_minutes"] = outcome.interval_minutes
+        details["intervals"] = item.intervals
+        details["missing_intervals"] = item.missing_intervals
+        details["floored_intervals"] = item.floored_intervals
+    return details

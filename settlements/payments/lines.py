@@ -51,7 +51,9 @@ class LineItem:
       before. For energy and season lines it is quantity x rate within the program's
       floor and cap; for capacity and penalty lines quantity x rate x performance factor.
     - ``explanation``: the path from kW to dollars in words a participant can check.
-    - ``details``: the inputs, JSON-ready (Decimals as strings).
+    - ``details``: the line's own inputs, JSON-ready (Decimals as strings): not the rules
+      (the caller records ``PaymentRules.to_dict()`` once for all its lines) nor what the
+      line's keys already say (its event).
     """
 
     kind: Kind

@@ -89,7 +89,8 @@ class PaymentRules:
     - ``test_events``: ``"include"`` (like any other event) or ``"exclude"`` (left out of
       every line).
 
-    ``version`` is a free label (e.g. ``"2026-v2"``) copied into every line's details.
+    ``version`` is a free label (e.g. ``"2026-v2"``); a settlement run records the rules it
+    used (``SettlementRun.rules``).
     Raises ``ValueError`` (``TypeError`` for a wrong type) when the values are not a
     coherent set of rules. Numbers may be given as Decimal, int or str; floats are refused
     here so that a rate is never a binary approximation.

@@ -34,15 +34,16 @@ import bisect
 import dataclasses
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import NamedTuple
 
 from django.db.models import Q
 
 from enrollment.models import EnablementInstallment, Enrollment, Nomination
 from enrollment.selectors import payable_installments
 from events.models import Event, Participation
-from settlements.models import Dispute, EventPerformance, SettlementRun
+from settlements.models import Dispute, EventPerformance, SettlementLine, SettlementRun
 from settlements.payments import (
     EventOutcome,
     LineItem,
@@ -53,7 +54,6 @@ from settlements.payments import (
     enablement_line,
     settle_site,
 )
-from settlements.payments.lines import LineKey
 
 #: Enrollment statuses whose commitments are paid for the time they were in effect.
 SETTLED_STATUSES = (
@@ -79,11 +79,13 @@ PERFORMANCE_COLUMNS = (
 )
 
 _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+_KIND_ORDER = {kind: index for index, kind in enumerate(SettlementLine.Kind.values)}
 
 
-@dataclasses.dataclass(frozen=True)
-class LineSource:
-    """Where a computed line comes from: the rows it points at, and text for its explanation."""
+class LineSource(NamedTuple):
+    """Where a computed line comes from: the rows it points at, and text for its explanation
+    (``note``: the measurement behind an event line). A named tuple: a season run makes one
+    per line."""
 
     organization_id: int
     site_id: int | None
@@ -93,16 +95,32 @@ class LineSource:
     installment_id: int | None = None
     dispute_id: int | None = None
     note: str = ""
-    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def storage_order(line: tuple[LineItem, LineSource]) -> tuple:
+    """Sort key of a run's lines: organization, site, kind, event start, reference, event."""
+    item, source = line
+    return (
+        source.organization_id,
+        source.site_id or 0,
+        _KIND_ORDER[item.kind],
+        source.event_start or _NEVER,
+        str(item.reference or ""),
+        source.event_id or 0,
+    )
 
 
 @dataclasses.dataclass
 class Calculation:
-    """A run's full lines (before any restatement difference) and what was left out."""
+    """A run's full lines (before any restatement difference) and what was left out.
+
+    ``lines`` yields each line with its source in storage order (:func:`storage_order`),
+    computed as it is consumed (once), so that the first lines can be stored while the
+    next ones are computed. ``notes`` is complete before the first line.
+    """
 
     rules: PaymentRules
-    items: list[LineItem]
-    sources: dict[LineKey, LineSource]
+    lines: Iterator[tuple[LineItem, LineSource]]
     notes: list[str]
 
 
@@ -189,9 +207,10 @@ class _Commitments:
 def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
     """Every line ``rules`` give the run's program for its period, with their sources.
 
-    Lines are not stored here, and not yet differenced for a restatement (see
-    ``settlements.runs.services``). Raises ``ValueError`` from the calculator for an
-    outcome the rules cannot treat.
+    The inputs are read here; the lines are computed as ``Calculation.lines`` is consumed,
+    in storage order. Lines are not stored here, and not yet differenced for a
+    restatement (see ``settlements.runs.services``). Raises ``ValueError`` from the
+    calculator (while consuming the lines) for an outcome the rules cannot treat.
     """
     program = run.program
     zone = program.zone
@@ -238,18 +257,21 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
                 site_org[site_id] = organization_id
 
     outcomes: dict[int, list[EventOutcome]] = defaultdict(list)
-    sources: dict[LineKey, LineSource] = {}
-    event_notes: dict[tuple[int, int], tuple[str, dict[str, Any], int | None]] = {}
+    # (site, event) -> (performance id, the measurement sentence of its event line)
+    measured: dict[tuple[int, int], tuple[int, str]] = {}
     # Per event, once: its start, whether it is a test, and its local date.
     event_facts = {
         pk: (starts_at, kind == Event.Kind.TEST, starts_at.astimezone(zone).date())
         for pk, (kind, starts_at) in event_info.items()
     }
     opted_out_status, computed = Participation.Status.OPTED_OUT, EventPerformance.Status.COMPUTED
+    test_unmeasured = rules.test_events == "exclude"
+    opt_out_unmeasured = rules.opted_out_events != "as_measured"
+    committed_at = commitments.at
     for pk, event_id, enrollment_id, site_id, organization_id, status, committed in participations:
         starts_at, is_test, event_date = event_facts[event_id]
         site_org.setdefault(site_id, organization_id)
-        committed_kw = commitments.at(enrollment_id, starts_at) or committed
+        committed_kw = committed_at(enrollment_id, starts_at) or committed
         opted_out = status == opted_out_status
         if not committed_kw or committed_kw <= 0:
             notes.append(
@@ -258,42 +280,46 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
             )
             continue
         performance = performances.get(pk)
-        usable = (
+        if (
             performance is not None
             and performance[3] == computed
             and performance[7] is not None
             and performance[8] is not None
-        )
-        unmeasured = (is_test and rules.test_events == "exclude") or (
-            opted_out and rules.opted_out_events != "as_measured"
-        )
-        common = {
-            "event_key": event_id,
-            "event_date": event_date,
-            "committed_kw": committed_kw,
-            "is_test": is_test,
-            "opted_out": opted_out,
-        }
-        if usable:
-            assert performance is not None
+        ):
             if needs_intervals:
                 reductions = tuple(
                     None if actual is None else Decimal(repr(baseline)) - Decimal(repr(actual))
                     for _, baseline, _, actual in performance[11]
                 )
                 outcome = EventOutcome(
-                    **common, reduction_kw=reductions, interval_minutes=performance[10]
+                    event_key=event_id,
+                    event_date=event_date,
+                    committed_kw=committed_kw,
+                    is_test=is_test,
+                    opted_out=opted_out,
+                    reduction_kw=reductions,
+                    interval_minutes=performance[10],
                 )
             else:
                 outcome = EventOutcome(
-                    **common,
+                    event_key=event_id,
+                    event_date=event_date,
+                    committed_kw=committed_kw,
+                    is_test=is_test,
+                    opted_out=opted_out,
                     reduction_kwh=performance[7],
                     average_reduction_kw=performance[8],
                 )
-            event_notes[(site_id, event_id)] = _performance_text(performance)
-        elif unmeasured:
+            measured[(site_id, event_id)] = (performance[0], _performance_text(performance))
+        elif (is_test and test_unmeasured) or (opted_out and opt_out_unmeasured):
             outcome = EventOutcome(
-                **common, reduction_kwh=Decimal(0), average_reduction_kw=Decimal(0)
+                event_key=event_id,
+                event_date=event_date,
+                committed_kw=committed_kw,
+                is_test=is_test,
+                opted_out=opted_out,
+                reduction_kwh=Decimal(0),
+                average_reduction_kw=Decimal(0),
             )
         else:
             reason = (
@@ -308,34 +334,59 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
             continue
         outcomes[site_id].append(outcome)
 
-    items: list[LineItem] = []
+    # Sites settled, by organization; the others named in the notes.
+    sites_of: dict[int, list[int]] = defaultdict(list)
     for site_id in sorted(set(site_kw_months) | set(outcomes)):
-        kw_months = site_kw_months.get(site_id, Decimal(0))
-        if kw_months <= 0:
+        if site_kw_months.get(site_id, Decimal(0)) <= 0:
             notes.append(f"Site {site_id}: no committed kW in the period; its events are left out.")
             continue
-        site = SitePeriod(
-            site_key=site_id,
-            committed_kw=kw_months / len(months),
-            months=tuple(months),
-            events=tuple(outcomes.get(site_id, ())),
-        )
-        for item in settle_site(site, rules):
-            event_id = item.event_key
-            text, details, performance_id = event_notes.get((site_id, event_id), ("", {}, None))
-            sources[item.key] = LineSource(
-                organization_id=site_org[site_id],
-                site_id=site_id,
-                event_id=event_id,
-                event_start=event_info[event_id][1] if event_id is not None else None,
-                performance_id=performance_id if event_id is not None else None,
-                note=text if event_id is not None else "",
-                details={"performance": details} if event_id is not None and details else {},
-            )
-            items.append(item)
+        sites_of[site_org[site_id]].append(site_id)
+    # Installments and carried disputes, by organization.
+    others: dict[int, list[tuple[LineItem, LineSource]]] = defaultdict(list)
+    for line in (*_installment_lines(run), *_dispute_lines(run)):
+        others[line[1].organization_id].append(line)
 
+    def lines() -> Iterator[tuple[LineItem, LineSource]]:
+        month_tuple, month_count = tuple(months), len(months)
+        no_measure = (None, "")
+        for organization_id in sorted(set(sites_of) | set(others)):
+            found: list[tuple[LineItem, LineSource]] = []
+            for site_id in sites_of.get(organization_id, ()):
+                site = SitePeriod(
+                    site_key=site_id,
+                    committed_kw=site_kw_months[site_id] / month_count,
+                    months=month_tuple,
+                    events=tuple(outcomes.get(site_id, ())),
+                )
+                for item in settle_site(site, rules):
+                    event_id = item.event_key
+                    if event_id is None:
+                        source = LineSource(organization_id, site_id)
+                    else:
+                        performance_id, note = measured.get((site_id, event_id), no_measure)
+                        source = LineSource(
+                            organization_id,
+                            site_id,
+                            event_id,
+                            event_info[event_id][1],
+                            performance_id,
+                            None,
+                            None,
+                            note,
+                        )
+                    found.append((item, source))
+            found.extend(others.get(organization_id, ()))
+            found.sort(key=storage_order)
+            yield from found
+
+    return Calculation(rules=rules, lines=lines(), notes=notes)
+
+
+def _installment_lines(run: SettlementRun) -> list[tuple[LineItem, LineSource]]:
+    """A line for each enablement installment or clawback of the program due in the period."""
+    lines = []
     for installment in payable_installments(
-        start=run.period_start, end=run.period_end, program_id=program.pk
+        start=run.period_start, end=run.period_end, program_id=run.program_id
     ):
         site = installment.project.site
         reference = f"installment:{installment.pk}"
@@ -354,11 +405,16 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
         item = builder(
             site_key=site.pk, amount=installment.amount, explanation=text, reference=reference
         )
-        sources[item.key] = LineSource(
+        source = LineSource(
             organization_id=site.organization_id, site_id=site.pk, installment_id=installment.pk
         )
-        items.append(item)
+        lines.append((item, source))
+    return lines
 
+
+def _dispute_lines(run: SettlementRun) -> list[tuple[LineItem, LineSource]]:
+    """An adjustment line for each accepted dispute the run carries."""
+    lines = []
     for dispute in _disputes_to_carry(run):
         line = dispute.line
         item = adjustment_line(
@@ -372,15 +428,15 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
                 + (f": {dispute.decision_reason}" if dispute.decision_reason else "")
             ),
         )
-        sources[item.key] = LineSource(
+        source = LineSource(
             organization_id=dispute.organization_id,
             site_id=line.site_id,
             event_id=line.event_id,
             event_start=line.event.starts_at if line.event_id else None,
             dispute_id=dispute.pk,
         )
-        items.append(item)
-    return Calculation(rules=rules, items=items, sources=sources, notes=notes)
+        lines.append((item, source))
+    return lines
 
 
 def _month_windows(
@@ -402,24 +458,17 @@ def _month_windows(
     return windows
 
 
-def _performance_text(row: tuple) -> tuple[str, dict[str, Any], int]:
-    pk, _, version, _, method, selected_days, adjustment, _, _, ratio, _ = row[:11]
+def _performance_text(row: tuple) -> str:
+    """The measurement sentence of an event line, from its performance row (the line points
+    at that row for the rest: its parameters, intervals and chart)."""
+    _, _, version, _, method, selected_days, adjustment, _, _, ratio = row[:10]
     days = ", ".join(selected_days) if selected_days else "none"
     adjustment_text = "none" if adjustment is None else f"{adjustment:.3f}"
     ratio_text = "n/a" if ratio is None else f"{ratio:.3f}"
-    text = (
+    return (
         f"Baseline {method} (performance v{version}): selected days {days}; "
         f"adjustment {adjustment_text}; performance ratio {ratio_text}."
     )
-    details = {
-        "id": pk,
-        "version": version,
-        "method": method,
-        "selected_days": list(selected_days or []),
-        "adjustment": adjustment,
-        "performance_ratio": ratio,
-    }
-    return text, details, pk
 
 
 def _disputes_to_carry(run: SettlementRun) -> list[Dispute]:

@@ -15,6 +15,7 @@ import gc
 import json
 from collections.abc import Iterable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
@@ -26,15 +27,18 @@ from settlements.models import Dispute, DisputeEntry, SettlementLine, Settlement
 from settlements.payments import LineItem, difference
 from settlements.payments.lines import LineKey
 from settlements.runs.access import require_settlement_staff
-from settlements.runs.calculation import Calculation, LineSource, calculate_lines
+from settlements.runs.calculation import (
+    Calculation,
+    LineSource,
+    calculate_lines,
+    storage_order,
+)
 from settlements.runs.errors import SettlementError
 from settlements.runs.rules import rules_for
 
 OPEN_STATUSES = (SettlementRun.Status.DRAFT, SettlementRun.Status.CALCULATED)
 APPROVED_STATUSES = (SettlementRun.Status.APPROVED, SettlementRun.Status.EXPORTED)
-_KIND_ORDER = {kind: index for index, kind in enumerate(SettlementLine.Kind.values)}
 _SIX = Decimal("0.000001")
-_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def settlement_run_create(
@@ -152,9 +156,11 @@ def settlement_run_calculate(*, run: SettlementRun, by: AbstractBaseUser) -> Set
         run.calculated_by = by
         run.calculated_at = timezone.now()
         run.notes = stored.notes
+        run.rules = stored.rules
         run.save(
             update_fields=[
-                "status", "total", "line_count", "calculated_by", "calculated_at", "notes"
+                "status", "total", "line_count", "calculated_by", "calculated_at", "notes",
+                "rules",
             ]
         )  # fmt: skip
     return run
@@ -182,24 +188,30 @@ def _collector_paused() -> Iterator[None]:
 def _calculate_and_store(run: SettlementRun) -> _Stored:
     """Compute ``run``'s lines (a restatement: their differences) and store them."""
     calculation = calculate_lines(run, rules_for(run.program, run.period_start))
-    items, sources = calculation.items, calculation.sources
     notes = list(calculation.notes)
+    lines: Iterable[tuple[LineItem, LineSource]] = calculation.lines
     if run.restates_id is not None:
+        computed = list(calculation.lines)
         approved, approved_sources = approved_lines(run)
-        items = [
-            item
-            for item in difference(approved, items)
-            # A line already reversed to $0 has nothing left to reverse.
-            if not (item.details.get("restatement") == "reversal" and item.amount == 0)
-        ]
-        sources = {**approved_sources, **sources}
-        if not items:
+        sources = {**approved_sources, **{item.key: source for item, source in computed}}
+        lines = sorted(
+            (
+                (item, sources[item.key])
+                for item in difference(approved, [item for item, _ in computed])
+                # A line already reversed to $0 has nothing left to reverse.
+                if not (item.details.get("restatement") == "reversal" and item.amount == 0)
+            ),
+            key=storage_order,
+        )
+        if not lines:
             notes.insert(
                 0,
                 f"No differences from the approved version{'s' if run.version > 2 else ''}: "
                 "this restatement changes nothing.",
             )
-    return _store_lines(run, items, sources, notes=_notes(calculation, notes))
+    return _store_lines(
+        run, lines, notes=_notes(calculation, notes), rules=calculation.rules.to_dict()
+    )
 
 
 def _notes(calculation: Calculation, notes: list[str]) -> str:
@@ -269,7 +281,7 @@ def approved_lines(run: SettlementRun) -> tuple[list[LineItem], dict[LineKey, Li
     return list(summed.values()), sources
 
 
-#: The columns a run's new line is stored with, in the order of :func:`_store_lines`' rows.
+#: The columns a run's new line is stored with, in the order of :func:`_line_rows`' rows.
 _LINE_FIELDS = (
     "run_id",
     "sequence",
@@ -298,40 +310,62 @@ class _Stored:
     total: Decimal
     dispute_lines: dict[int, int]  # dispute id -> id of the adjustment line carrying it
     notes: str
+    rules: dict[str, Any]
+
+
+@dataclasses.dataclass
+class _Tally:
+    """Count and total of the lines stored so far."""
+
+    count: int = 0
+    total: Decimal = Decimal("0.00")
+    carries_disputes: bool = False
 
 
 def _store_lines(
     run: SettlementRun,
-    items: Iterable[LineItem],
-    sources: dict[LineKey, LineSource],
+    lines: Iterable[tuple[LineItem, LineSource]],
     *,
     notes: str,
+    rules: dict[str, Any],
 ) -> _Stored:
-    """Store ``run``'s lines (the run has no other lines) in their order; see
-    :func:`settlement_run_calculate`."""
+    """Store ``run``'s lines (the run has no other lines), given in storage order, as
+    they come (the first ones are on their way to the database while the next are being
+    computed); see :func:`settlement_run_calculate`."""
+    tally = _Tally()
+    _insert_lines(_line_rows(run.pk, lines, tally))
+    carried = (
+        SettlementLine.objects.filter(run_id=run.pk, reference__startswith="dispute:")
+        .order_by()
+        .values_list("reference", "pk")
+        if tally.carries_disputes
+        else ()
+    )
+    return _Stored(
+        count=tally.count,
+        total=tally.total,
+        dispute_lines={int(reference.removeprefix("dispute:")): pk for reference, pk in carried},
+        notes=notes,
+        rules=rules,
+    )
 
-    def order(item: LineItem) -> tuple:
-        source = sources[item.key]
-        return (
-            source.organization_id,
-            source.site_id or 0,
-            _KIND_ORDER[item.kind],
-            source.event_start or _NEVER,
-            str(item.reference or ""),
-            source.event_id or 0,
-        )
 
-    rows = []
-    total = Decimal("0.00")
-    run_id = run.pk
-    for sequence, item in enumerate(sorted(items, key=order), start=1):
-        source = sources[item.key]
-        details = {**item.details, **source.details}
-        if source.dispute_id is not None:
-            details["dispute_id"] = source.dispute_id
-        total += item.amount
-        rows.append(
-            (
+def _line_rows(
+    run_id: int, lines: Iterable[tuple[LineItem, LineSource]], tally: _Tally
+) -> Iterator[tuple]:
+    """Each line as a tuple of :data:`_LINE_FIELDS`, numbered from 1; counted and summed
+    into ``tally`` as they go."""
+    sequence, total = 0, Decimal("0.00")
+    try:
+        for item, source in lines:
+            sequence += 1
+            total += item.amount
+            details = item.details
+            if source.dispute_id is not None:
+                details = {**details, "dispute_id": source.dispute_id}
+                tally.carries_disputes = True
+            note = source.note
+            yield (
                 run_id,
                 sequence,
                 source.organization_id,
@@ -341,44 +375,30 @@ def _store_lines(
                 source.performance_id,
                 source.installment_id,
                 str(item.reference or ""),
-                item.quantity.quantize(_SIX, rounding=ROUND_HALF_UP),
+                item.quantity.quantize(_SIX, ROUND_HALF_UP),
                 item.unit,
-                item.rate.quantize(_SIX, rounding=ROUND_HALF_UP),
+                item.rate.quantize(_SIX, ROUND_HALF_UP),
                 item.amount,
-                _sentences(item.explanation, source.note),
+                _sentences(item.explanation, note) if note else item.explanation.strip(),
                 False,
                 details,
             )
-        )
-    _insert_lines(rows)
-    carried = (
-        SettlementLine.objects.filter(run_id=run_id, reference__startswith="dispute:")
-        .order_by()
-        .values_list("reference", "pk")
-        if any(source.dispute_id is not None for source in sources.values())
-        else ()
-    )
-    return _Stored(
-        count=len(rows),
-        total=total,
-        dispute_lines={int(reference.removeprefix("dispute:")): pk for reference, pk in carried},
-        notes=notes,
-    )
+    finally:
+        tally.count, tally.total = sequence, total
 
 
-def _insert_lines(rows: list[tuple]) -> None:
+def _insert_lines(rows: Iterable[tuple]) -> None:
     """Insert new lines given as tuples of :data:`_LINE_FIELDS`.
 
-    On PostgreSQL one COPY of text rows written here: Django's bulk insert sends each
-    column as an array, and psycopg escapes every quote of every line's JSON details in
-    Python to write an array literal, and even psycopg's own COPY rows spent a third of
-    a season run's client time dumping value by value. The JSON is compact (the column
-    is ``jsonb``: what is stored does not depend on the spacing). Elsewhere (SQLite),
-    ``bulk_create``.
+    On PostgreSQL one COPY of text rows written here, sent in chunks as ``rows`` yields
+    them (PostgreSQL stores a chunk while the next one is computed): Django's bulk insert
+    sends each column as an array, and psycopg escapes every quote of every line's JSON
+    details in Python to write an array literal, and even psycopg's own COPY rows spent a
+    third of a season run's client time dumping value by value. The JSON is compact (the
+    column is ``jsonb``: what is stored does not depend on the spacing). Elsewhere
+    (SQLite), ``bulk_create``.
     """
     database = connections[router.db_for_write(SettlementLine)]
-    if not rows:
-        return
     if database.vendor != "postgresql":
         SettlementLine.objects.bulk_create(
             [SettlementLine(**dict(zip(_LINE_FIELDS, row, strict=True))) for row in rows],
@@ -397,14 +417,15 @@ def _insert_lines(rows: list[tuple]) -> None:
             run_id, sequence, organization_id, site_id, kind, event_id, performance_id,
             installment_id, reference, quantity, unit, rate, amount, explanation, locked, details,
         ) in rows:  # fmt: skip
-            # One text row; ids, Decimals and booleans need no escaping.
+            # One text row; ids, Decimals and booleans need no escaping, and neither do
+            # kinds and units (fixed words).
             chunk.append(
-                f"{run_id}\t{sequence}\t{organization_id}\t{_copy_id(site_id)}\t{escape(kind)}\t"
+                f"{run_id}\t{sequence}\t{organization_id}\t{_copy_id(site_id)}\t{kind}\t"
                 f"{_copy_id(event_id)}\t{_copy_id(performance_id)}\t{_copy_id(installment_id)}\t"
-                f"{escape(reference)}\t{quantity}\t{escape(unit)}\t{rate}\t{amount}\t"
+                f"{escape(reference)}\t{quantity}\t{unit}\t{rate}\t{amount}\t"
                 f"{escape(explanation)}\t{'t' if locked else 'f'}\t{escape(dumps(details))}"
             )
-            if len(chunk) == 1000:
+            if len(chunk) == 250:
                 copy.write("\n".join(chunk) + "\n")
                 chunk = []
         if chunk:
@@ -413,7 +434,14 @@ def _insert_lines(rows: list[tuple]) -> None:
 
 def _copy_escape(text: str) -> str:
     """``text`` as a field of PostgreSQL's COPY text format (backslash escapes)."""
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text  # most texts: four scans, no copies
 
 
 def _copy_id(value: int | None) -> str:

@@ -60,7 +60,22 @@ def test_capacity_is_paid_with_the_linear_factor_and_energy_per_event(july_progr
     assert "= $80.00. Baseline caiso_10_of_10 (performance v1)" in energy.explanation
     assert "selected days 2026-07-14, 2026-07-13; adjustment 1.050" in energy.explanation
     assert "performance ratio 0.800" in energy.explanation
-    assert energy.details["performance"]["version"] == 1
+    assert energy.performance.version == 1
+    # The line's own inputs; the rules once on the run, the measurement on its row.
+    assert energy.details == {
+        "committed_kw": "100.000",
+        "treatment": "counted",
+        "note": "",
+        "is_test": False,
+        "opted_out": False,
+        "reduction_kwh": "160.0",
+        "average_kw": "80.0",
+        "performance_ratio": "0.8",
+        "unlimited_amount": "80.000",
+        "voided_by_threshold": False,
+    }
+    assert run.rules["energy_rate"] == "0.50" and run.rules["capacity_rate"] == "8"
+    assert run.rules["effective_from"] == "2026-01-01"
     assert energy.organization_id == enrollment.site.organization_id
     assert energy.site_id == enrollment.site_id
 
