@@ -8,6 +8,7 @@ instead of failing later somewhere deep in a request.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,6 +68,32 @@ def env_list(name: str, default: list[str], environ: Mapping[str, str] = os.envi
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_RATE = re.compile(r"^\d+(\.\d+)?(/[smh])?$")
+
+
+def env_rates(name: str, environ: Mapping[str, str] = os.environ) -> dict[str, str | None]:
+    """Return ``kind=rate`` pairs as a dict, e.g. ``sms=30/s,voice=1/s,webhook=none``.
+
+    A rate is a Celery rate limit (``N``, ``N/s``, ``N/m`` or ``N/h``) or ``none`` (no
+    limit, stored as ``None``). Unset or empty gives ``{}``. Raises ImproperlyConfigured
+    for a malformed pair, naming the variable.
+    """
+    rates: dict[str, str | None] = {}
+    for item in env_list(name, [], environ):
+        kind, separator, rate = (part.strip() for part in item.partition("="))
+        if not separator or not kind:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not kind=rate (e.g. sms=30/s).")
+        if rate.lower() == "none":
+            rates[kind] = None
+        elif _RATE.match(rate):
+            rates[kind] = rate
+        else:
+            raise ImproperlyConfigured(
+                f"{name}: {rate!r} for {kind} is not a rate; use N/s, N/m, N/h or none."
+            )
+    return rates
 
 
 def env_url(

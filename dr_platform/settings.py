@@ -18,6 +18,7 @@ from dr_platform.env import (
     env_bool,
     env_int,
     env_list,
+    env_rates,
     env_str,
     env_url,
 )
@@ -187,6 +188,9 @@ WCTP_TIMEOUT = env_int("WCTP_TIMEOUT", 10, minimum=1)
 SNPP_SERVER = env_str("SNPP_SERVER", "")
 SNPP_TIMEOUT = env_int("SNPP_TIMEOUT", 10, minimum=1)
 WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
+# Send rate per channel kind over the defaults of events.channels.RATE_LIMIT (Twilio long
+# code 1/s ...), e.g. "sms=30/s,voice=1/s" for a short code; "none" lifts a limit.
+NOTIFICATION_RATE_LIMITS = env_rates("NOTIFICATION_RATE_LIMITS")
 # Email backend for event notices (defaults to EMAIL_BACKEND).
 NOTIFICATION_EMAIL_BACKEND = env_str("NOTIFICATION_EMAIL_BACKEND", "") or None
 

@@ -1,14 +1,17 @@
 """Celery tasks of the events app: thin, ids in, the services do the work.
 
-One send task per channel queue, each with its own ``rate_limit`` from
-``events.channels.RATE_LIMIT``. Celery applies ``rate_limit`` per worker process and per
-task *type*; with a single generic send task, one limit would have to serve SMS (1/s at
-Twilio) and email (10/s) alike. One task per queue gives each channel its own bucket, and
-a worker started for ``-Q sms`` enforces the SMS rate. The account-wide rate is the limit
-times the number of worker processes consuming that queue (see the channels docstring).
+One send task per channel queue, each with its own ``rate_limit``. A send task message
+carries a list of notification ids: up to ``channels.MAX_SEND_BATCH`` for a channel
+without a rate limit, so a dispatch to 10,000 sites puts a few hundred messages on the
+broker, not 20,000. For a limited channel ``channels.send_batching`` sizes the batch and
+the task's rate so the channel's messages per second stay within its limit (SMS at 1/s:
+one id per task, one task a second). Celery applies ``rate_limit`` per worker and per task
+*type*; one task per queue gives each channel its own bucket, and a worker started for
+``-Q sms`` enforces the SMS rate.
 
-Every send task is safe to run twice for the same id: the service claims the row with a
-conditional update (``queued -> sending``) and a redelivered message does nothing.
+Every send task is safe to run twice for the same ids: the service claims each row with
+a conditional update (``queued -> sending``) and a redelivered message does nothing. A
+message holding a single id (as enqueued before batching) is still accepted.
 
 ``events_tick`` runs every 30 seconds from django-celery-beat (the periodic task is
 created by ``events/migrations/0002``); tests call ``services.events_tick(now=...)``.
@@ -16,6 +19,7 @@ created by ``events/migrations/0002``); tests call ``services.events_tick(now=..
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from celery import Task, shared_task
@@ -31,42 +35,55 @@ _SEND_OPTIONS: Final = {
 }
 
 
-@shared_task(name="events.send_sms", rate_limit=channels.RATE_LIMIT["sms"], **_SEND_OPTIONS)
-def send_sms(notification_id: int) -> str:
-    """Send one SMS notification; returns the outcome of ``notification_send``."""
-    return pipeline.notification_send(notification_id)
+def _send(notification_ids: Sequence[int] | int) -> dict[str, int]:
+    ids = [notification_ids] if isinstance(notification_ids, int) else notification_ids
+    return dict(pipeline.notifications_send(ids))
 
 
-@shared_task(name="events.send_voice", rate_limit=channels.RATE_LIMIT["voice"], **_SEND_OPTIONS)
-def send_voice(notification_id: int) -> str:
-    """Place one notice call; returns the outcome of ``notification_send``."""
-    return pipeline.notification_send(notification_id)
+@shared_task(name="events.send_sms", rate_limit=channels.send_batching("sms")[1], **_SEND_OPTIONS)
+def send_sms(notification_ids: Sequence[int] | int) -> dict[str, int]:
+    """Send SMS notifications; returns how many ended each way (``notifications_send``)."""
+    return _send(notification_ids)
 
 
 @shared_task(
-    name="events.send_pager", rate_limit=channels.RATE_LIMIT["pager_wctp"], **_SEND_OPTIONS
+    name="events.send_voice", rate_limit=channels.send_batching("voice")[1], **_SEND_OPTIONS
 )
-def send_pager(notification_id: int) -> str:
-    """Send one page (WCTP or SNPP share a queue); returns the outcome."""
-    return pipeline.notification_send(notification_id)
+def send_voice(notification_ids: Sequence[int] | int) -> dict[str, int]:
+    """Place notice calls; returns how many ended each way."""
+    return _send(notification_ids)
 
 
-@shared_task(name="events.send_email", rate_limit=channels.RATE_LIMIT["email"], **_SEND_OPTIONS)
-def send_email(notification_id: int) -> str:
-    """Send one notice email; returns the outcome of ``notification_send``."""
-    return pipeline.notification_send(notification_id)
+@shared_task(
+    name="events.send_pager", rate_limit=channels.send_batching("pager")[1], **_SEND_OPTIONS
+)
+def send_pager(notification_ids: Sequence[int] | int) -> dict[str, int]:
+    """Send pages (WCTP and SNPP share a queue); returns how many ended each way."""
+    return _send(notification_ids)
 
 
-@shared_task(name="events.send_webhook", rate_limit=channels.RATE_LIMIT["webhook"], **_SEND_OPTIONS)
-def send_webhook(notification_id: int) -> str:
-    """Post one notice to a participant's webhook; returns the outcome."""
-    return pipeline.notification_send(notification_id)
+@shared_task(
+    name="events.send_email", rate_limit=channels.send_batching("email")[1], **_SEND_OPTIONS
+)
+def send_email(notification_ids: Sequence[int] | int) -> dict[str, int]:
+    """Send notice emails; returns how many ended each way."""
+    return _send(notification_ids)
 
 
-@shared_task(name="events.send_sandbox", rate_limit=channels.RATE_LIMIT["sandbox"], **_SEND_OPTIONS)
-def send_sandbox(notification_id: int) -> str:
-    """Put one notice in the sandbox outbox; returns the outcome."""
-    return pipeline.notification_send(notification_id)
+@shared_task(
+    name="events.send_webhook", rate_limit=channels.send_batching("webhook")[1], **_SEND_OPTIONS
+)
+def send_webhook(notification_ids: Sequence[int] | int) -> dict[str, int]:
+    """Post notices to participants' webhooks; returns how many ended each way."""
+    return _send(notification_ids)
+
+
+@shared_task(
+    name="events.send_sandbox", rate_limit=channels.send_batching("sandbox")[1], **_SEND_OPTIONS
+)
+def send_sandbox(notification_ids: Sequence[int] | int) -> dict[str, int]:
+    """Put notices in the sandbox outbox; returns how many ended each way."""
+    return _send(notification_ids)
 
 
 #: Queue name -> its send task.

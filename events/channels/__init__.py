@@ -5,14 +5,21 @@
 gateway never holds up SMS), and ``RATE_LIMIT[kind]`` the default Celery ``rate_limit`` for
 that queue's send task.
 
-Celery rate limits are per worker process, not global: with N worker processes on a
-queue the account-wide rate is N times the value here, so size the ``sms`` and ``voice``
-workers accordingly (or raise the limits when the account has more throughput).
+Celery rate limits are per worker, not global: with N workers on a queue the account-wide
+rate is N times the value here, so size the ``sms`` and ``voice`` workers accordingly, or
+raise the limits with ``NOTIFICATION_RATE_LIMITS`` when the account has more throughput
+(a short code, a messaging service). See :func:`send_batching` for how a limit becomes
+the batch size and rate of a queue's send task.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Final
+
+from celery.utils.time import rate as parse_rate
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import (
     DeliveryReceipt,
@@ -73,6 +80,47 @@ RATE_LIMIT: Final[dict[str, str | None]] = {
 }
 
 
+#: Notifications one send task message carries at most (a channel without a rate limit):
+#: one broker message and one task run per 50 sends instead of per send.
+MAX_SEND_BATCH: Final = 50
+
+
+def rate_limit(kind: str) -> str | None:
+    """The send rate limit of channel ``kind``: ``NOTIFICATION_RATE_LIMITS`` (from the
+    environment, e.g. ``sms=30/s,voice=1/s``; ``none`` for no limit) over :data:`RATE_LIMIT`.
+
+    Raises ``ImproperlyConfigured`` when the setting names a channel that does not exist.
+    """
+    overrides = settings.NOTIFICATION_RATE_LIMITS
+    unknown = sorted(set(overrides) - set(REGISTRY))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"NOTIFICATION_RATE_LIMITS names unknown channels {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(REGISTRY))})."
+        )
+    return overrides[kind] if kind in overrides else RATE_LIMIT[kind]
+
+
+def send_batching(queue: str) -> tuple[int, str | None]:
+    """``(notifications per task message, the send task's rate_limit)`` for ``queue``.
+
+    A channel limited to r messages per second carries up to r notifications per message
+    (at most :data:`MAX_SEND_BATCH`) and its task is limited to r / batch messages per
+    second, so the messages per second stay r: SMS at 1/s stays one notification per task
+    at 1/s, email at 10/s becomes ten per task at one task a second. The strictest limit
+    of the kinds sharing the queue applies (the pager protocols).
+    """
+    limits = [parse_rate(rate_limit(kind)) for kind, name in QUEUE.items() if name == queue]
+    limited = [per_second for per_second in limits if per_second]
+    if not limits:
+        raise UnknownChannelError(f"no channel uses the queue {queue!r}")
+    if not limited:
+        return MAX_SEND_BATCH, None
+    per_second = min(limited)
+    batch = max(1, min(MAX_SEND_BATCH, math.floor(per_second)))
+    return batch, f"{per_second / batch:g}/s"
+
+
 class UnknownChannelError(LookupError):
     """A contact method kind with no transport."""
 
@@ -92,6 +140,7 @@ def transport_for(kind: str) -> type[Transport]:
 
 
 __all__ = [
+    "MAX_SEND_BATCH",
     "QUEUE",
     "RATE_LIMIT",
     "REGISTRY",
@@ -101,5 +150,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "UnknownChannelError",
+    "rate_limit",
+    "send_batching",
     "transport_for",
 ]

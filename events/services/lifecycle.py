@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from dr_platform.bulk import insert_instances
 from dr_platform.models import Membership
 from dr_platform.selectors import require_role
 from enrollment.models import Enrollment, Program, Site
@@ -131,12 +132,8 @@ def _create_participations(
                 **extra,
             )
         )
-    created = Participation.objects.bulk_create(rows)
-    # bulk_create does not fill the related objects dispatch reads.
-    by_pk = {e.pk: e for e in enrollments}
-    for participation in created:
-        participation.enrollment = by_pk[participation.enrollment_id]
-    return created, [windows[e.site_id] for e in enrollments if e.site_id in windows]
+    insert_instances(Participation, rows)
+    return rows, [windows[e.site_id] for e in enrollments if e.site_id in windows]
 
 
 def _notify_new_participations(
@@ -154,8 +151,14 @@ def _notify_new_participations(
     return sent
 
 
-def _send_initial_notice(event: Event, now: dt.datetime) -> bool:
-    """Claim and send the event's initial notice; False when it was already sent."""
+def _send_initial_notice(
+    event: Event, now: dt.datetime, participations: Sequence[Participation] | None = None
+) -> bool:
+    """Claim and send the event's initial notice; False when it was already sent.
+
+    ``participations`` are the event's current ones when the caller has just created them
+    (with their enrollments and sites); otherwise they are read.
+    """
     with transaction.atomic():
         claimed = Event.objects.filter(
             pk=event.pk, status__in=Event.OPEN_STATUSES, notice_sent_at__isnull=True
@@ -163,9 +166,8 @@ def _send_initial_notice(event: Event, now: dt.datetime) -> bool:
         if not claimed:
             return False
         event.notice_sent_at = now
-        participations = list(
-            selectors.event_participations(event).select_related("event__program")
-        )
+        if participations is None:
+            participations = list(selectors.event_participations(event))
         _notify_new_participations(event, participations, now)
     return True
 
@@ -195,9 +197,9 @@ def _schedule(event: Event, now: dt.datetime) -> EventPlan:
     if not changed:
         raise ValidationError("This event is no longer a draft.")
     event.refresh_from_db()
-    _, unavailable = _create_participations(event, enrollments, now)
+    participations, unavailable = _create_participations(event, enrollments, now)
     if notice_due <= now:
-        _send_initial_notice(event, now)
+        _send_initial_notice(event, now, participations)
         event.refresh_from_db()
     return EventPlan(event=event, unavailable=unavailable)
 

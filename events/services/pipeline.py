@@ -2,13 +2,16 @@
 
 How a message travels (DESIGN.md, "Notifications"):
 
-1. :func:`notifications_dispatch` writes every Notification row of one dispatch with one
-   ``bulk_create`` inside the caller's transaction, and registers one ``on_commit``
-   callback that enqueues their ids, each on its channel's queue. A rolled-back dispatch
-   therefore sends nothing, and no worker ever looks for a row that is not committed.
-2. The send task calls :func:`notification_send` with an id. It claims the row with a
-   conditional update (``queued -> sending``, ``attempts + 1``); a redelivered or
-   duplicated broker message finds the row taken and does nothing.
+1. :func:`notifications_dispatch` writes every Notification row of one dispatch at once
+   (``dr_platform.bulk.insert_instances``) inside the caller's transaction, and registers
+   one ``on_commit`` callback that enqueues their ids on their channels' queues. A
+   rolled-back dispatch therefore sends nothing, and no worker ever looks for a row that
+   is not committed.
+2. The send task calls :func:`notifications_send` with its batch of ids (one id on a
+   rate-limited channel such as SMS at 1/s; up to 50 elsewhere). Each row is claimed
+   with a conditional update (``queued -> sending``, ``attempts + 1``) just before its
+   provider call; a redelivered or duplicated broker message finds the rows taken and
+   does nothing.
 3. The transport's answer is recorded: ``sent``/``delivered``; a transient error puts the
    row back to ``queued`` with ``next_attempt_at`` (exponential backoff, at least the
    provider's ``retry_after``) and re-enqueues it with that countdown; a permanent error
@@ -27,10 +30,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from celery import current_app
 from celery.utils.time import rate as parse_rate
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -41,6 +47,7 @@ from django.db.models import Count, F
 from django.dispatch import receiver
 from django.utils import timezone
 
+from dr_platform.bulk import insert_instances
 from dr_platform.models import OutboxMessage
 from enrollment.models import ContactMethod
 from events import channels, notices, selectors
@@ -58,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 N = Notification.Status
 
+#: A send task stops claiming rows of its batch after this long and hands the rest back
+#: to the broker, so even a batch of slow provider calls ends inside its time limit.
+BATCH_TIME_BUDGET: Final = dt.timedelta(seconds=20)
 #: Attempts (provider calls) per notification before a transient failure becomes final.
 MAX_ATTEMPTS: Final = 8
 #: Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, capped.
@@ -129,22 +139,35 @@ def channel_for(method: ContactMethod) -> str:
 
 
 def _enqueue(rows: Sequence[tuple[int, str]], countdown: float | None = None) -> None:
-    """Send one task message per (notification id, channel) to the channel's queue.
+    """Put (notification id, channel) rows on the broker, in batches per channel queue.
 
-    A broker error is logged, not raised: the rows are committed and the sweeper will
-    enqueue them again, so the caller's work (an event scheduled) must not fail for it.
+    Each queue's ids go in messages of ``channels.send_batching(queue)`` ids, all published
+    through one producer (one broker connection). A broker error is logged, not raised:
+    the rows are committed and the sweeper will enqueue them again, so the caller's work
+    (an event scheduled) must not fail for it.
     """
     from events.tasks import send_task_for
 
+    by_queue: dict[str, tuple[str, list[int]]] = {}
     for notification_id, channel in rows:
-        try:
-            send_task_for(channel).apply_async(
-                (notification_id,), queue=channels.QUEUE[channel], countdown=countdown
-            )
-        except Exception:
-            logger.exception(
-                "could not enqueue notification %s; the sweeper will retry", notification_id
-            )
+        queue = channels.QUEUE[channel]
+        by_queue.setdefault(queue, (channel, []))[1].append(notification_id)
+    if not by_queue:
+        return
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for queue, (channel, ids) in by_queue.items():
+                task = send_task_for(channel)
+                size = channels.send_batching(queue)[0]
+                for start in range(0, len(ids), size):
+                    task.apply_async(
+                        (ids[start : start + size],),
+                        queue=queue,
+                        countdown=countdown,
+                        producer=producer,
+                    )
+    except Exception:
+        logger.exception("could not enqueue %d notifications; the sweeper will retry", len(rows))
 
 
 def notifications_create(
@@ -157,7 +180,7 @@ def notifications_create(
 ) -> list[Notification]:
     """Write one queued Notification per (participation, method) and enqueue on commit.
 
-    All rows are written by one ``bulk_create`` in one transaction; their ids are
+    All rows are written at once (``insert_instances``) in one transaction; their ids are
     enqueued only after the outermost transaction commits. Returns the rows (with ids).
     Pairs whose method already has a message of this kind for this event version are
     skipped, so calling twice sends nothing twice.
@@ -194,10 +217,10 @@ def notifications_create(
             )
         )
     with transaction.atomic():
-        created = Notification.objects.bulk_create(rows)
-        ids = [(row.pk, row.channel) for row in created]
+        insert_instances(Notification, rows)
+        ids = [(row.pk, row.channel) for row in rows]
         transaction.on_commit(functools.partial(_enqueue, ids))
-    return created
+    return rows
 
 
 def notifications_dispatch(
@@ -315,6 +338,62 @@ def retry_delay(attempts: int, retry_after: float | None) -> float:
     return max(backoff, retry_after or 0.0)
 
 
+#: Relations a send reads (content, address, whether it is still wanted).
+_SEND_RELATED: Final = (
+    "event",
+    "event__program",
+    "participation",
+    "participation__enrollment",
+    "participation__enrollment__site",
+    "contact_method",
+    "contact_method__contact",
+)
+
+
+def notifications_send(
+    notification_ids: Sequence[int], *, now: dt.datetime | None = None
+) -> Counter[str]:
+    """Send each of ``notification_ids`` once, if it is still queued (a send task's batch).
+
+    The batch's due rows are claimed together (``queued -> sending``, ``attempts + 1``)
+    under row locks that skip rows another worker holds, then sent one by one, each
+    answer recorded as it comes. A worker killed mid-batch leaves its unsent rows in
+    ``sending`` for the sweeper (they were never sent, so nothing is sent twice). A batch
+    that runs longer than :data:`BATCH_TIME_BUDGET` puts the rows it has not reached back
+    to ``queued`` and on the broker, well inside the task's time limit.
+
+    Returns how many ids ended each way (see :func:`notification_send`), plus
+    ``"handed on"``. Never raises for a transport error.
+    """
+    started = time.monotonic()
+    claimed_at = now or timezone.now()
+    ids = list(dict.fromkeys(notification_ids))
+    with transaction.atomic():
+        due = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=ids, status=N.QUEUED, next_attempt_at__lte=claimed_at + CLAIM_TOLERANCE)
+            .values_list("pk", flat=True)
+        )
+        Notification.objects.filter(pk__in=due).update(
+            status=N.SENDING, attempts=F("attempts") + 1, sending_at=claimed_at
+        )
+    rows = Notification.objects.filter(pk__in=due).select_related(*_SEND_RELATED)
+    claimed = {row.pk: row for row in rows}
+    outcomes: Counter[str] = Counter(skipped=len(ids) - len(claimed))
+    pending = [pk for pk in ids if pk in claimed]
+    for index, notification_id in enumerate(pending):
+        if index and time.monotonic() - started > BATCH_TIME_BUDGET.total_seconds():
+            rest = pending[index:]
+            released = Notification.objects.filter(
+                pk__in=rest, status=N.SENDING, sending_at=claimed_at
+            ).update(status=N.QUEUED, attempts=F("attempts") - 1, sending_at=None)
+            _enqueue([(pk, claimed[pk].channel) for pk in rest])
+            outcomes["handed on"] += released
+            break
+        outcomes[_send_claimed(claimed[notification_id], fixed_now=now)] += 1
+    return +outcomes
+
+
 def notification_send(notification_id: int, *, now: dt.datetime | None = None) -> str:
     """Send one notification once, if it is still queued.
 
@@ -324,30 +403,19 @@ def notification_send(notification_id: int, *, now: dt.datetime | None = None) -
     for a transport error; a database error propagates (the broker message is then
     redelivered or the sweeper picks the row up).
     """
-    fixed = now
-    now = now or timezone.now()
+    (outcome,) = notifications_send([notification_id], now=now)
+    return outcome
+
+
+def _send_claimed(notification: Notification, *, fixed_now: dt.datetime | None) -> str:
+    """Call the transport for a claimed (``sending``) row and record the answer."""
+    now = fixed_now or timezone.now()
 
     def after() -> dt.datetime:
         # The provider call takes time: record when it answered, unless a caller (a test,
         # a replay) fixed the clock.
-        return fixed or timezone.now()
+        return fixed_now or timezone.now()
 
-    claimed = (
-        Notification.objects.filter(pk=notification_id, status=N.QUEUED)
-        .filter(next_attempt_at__lte=now + CLAIM_TOLERANCE)
-        .update(status=N.SENDING, attempts=F("attempts") + 1, sending_at=now)
-    )
-    if not claimed:
-        return "skipped"
-    notification = Notification.objects.select_related(
-        "event",
-        "event__program",
-        "participation",
-        "participation__enrollment",
-        "participation__enrollment__site",
-        "contact_method",
-        "contact_method__contact",
-    ).get(pk=notification_id)
     why_not = _still_wanted(notification)
     if why_not:
         Notification.objects.filter(pk=notification.pk, status=N.SENDING).update(
@@ -478,7 +546,7 @@ def _backlog_allowance(channel: str, queued: int) -> dt.timedelta:
     # A channel with 10,000 queued SMS at 1/s legitimately holds rows for hours; those are
     # waiting their turn, not lost, and re-enqueuing them would only pile duplicates (no-ops,
     # thanks to the claim, but broker load) on the queue.
-    per_second = parse_rate(channels.RATE_LIMIT.get(channel))
+    per_second = parse_rate(channels.rate_limit(channel))
     if not per_second:
         return dt.timedelta(0)
     return dt.timedelta(seconds=queued / per_second)

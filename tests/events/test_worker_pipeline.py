@@ -86,8 +86,12 @@ def live(stub, settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_worker(worker_environment, live) -> Iterator[Callable[[], subprocess.Popen]]:
-    """Start SMS-queue workers on this test's database; all are stopped afterwards."""
+def start_worker(worker_environment, live, settings) -> Iterator[Callable[[], subprocess.Popen]]:
+    """Start SMS-queue workers on this test's database; all are stopped afterwards.
+
+    A worker gets this process's ``NOTIFICATION_RATE_LIMITS`` as it is when it starts, so
+    the batches enqueued here and the rate its send task runs at agree.
+    """
     started: list[subprocess.Popen] = []
     environment = {
         **worker_environment,
@@ -97,6 +101,10 @@ def start_worker(worker_environment, live) -> Iterator[Callable[[], subprocess.P
     }
 
     def start() -> subprocess.Popen:
+        limits = settings.NOTIFICATION_RATE_LIMITS
+        environment["NOTIFICATION_RATE_LIMITS"] = ",".join(
+            f"{kind}={limit or 'none'}" for kind, limit in limits.items()
+        )
         worker = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "dr_platform", "worker",
@@ -227,6 +235,28 @@ def test_a_worker_killed_mid_dispatch_and_restarted_sends_each_notice_once(
     _age_stuck_rows()
     report = services.notifications_sweep()
     assert report.requeued_sending == 1
+    _wait(_all_sent(event), 60, "every notice sent after the restart")
+    _assert_exactly_once(event, stub, cast["numbers"])
+
+
+def test_a_worker_killed_mid_batch_leaves_the_unsent_rows_to_the_sweeper(
+    cast, stub, start_worker, settings
+):
+    # Without a rate limit the six notices travel as one task message and are claimed
+    # together; the worker dies while the third waits for Twilio.
+    settings.NOTIFICATION_RATE_LIMITS = {"sms": None}
+    stub.script("", "", "timeout")
+    worker = start_worker()
+    event = _call(cast)
+    _wait(lambda: sum(stub.attempt_counts.values()) >= 3, 30, "the stalled request")
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert event.notifications.filter(status=N.SENT).count() == 2
+    assert event.notifications.filter(status=N.SENDING).count() == len(cast["numbers"]) - 2
+
+    start_worker()
+    _age_stuck_rows()
+    assert services.notifications_sweep().requeued_sending == len(cast["numbers"]) - 2
     _wait(_all_sent(event), 60, "every notice sent after the restart")
     _assert_exactly_once(event, stub, cast["numbers"])
 

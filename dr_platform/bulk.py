@@ -1,0 +1,109 @@
+"""Writing many new rows at once: COPY on PostgreSQL, ``bulk_create`` elsewhere.
+
+An event dispatch writes one Participation per targeted site and one Notification per
+contact method in a single transaction, tens of thousands of rows while a manager waits.
+Django's ``bulk_create`` prepares each value through its field (``get_db_prep_save``) and
+sends each column as an array that psycopg escapes value by value; on PostgreSQL
+:func:`insert_instances` instead reserves the ids from the table's sequence and writes the
+rows as one COPY in text format, about five times faster for these tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections, models, router
+
+#: Rows per write to the COPY stream.
+_CHUNK = 2000
+
+
+def copy_text(value: str) -> str:
+    """``value`` as a field of PostgreSQL's COPY text format (backslash escapes)."""
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def _converter(field: models.Field) -> Callable[[Any], str]:
+    """How a raw attribute value of ``field`` becomes a COPY text field."""
+    if isinstance(field, models.JSONField):
+        dumps = (field.encoder or json.JSONEncoder)(separators=(",", ":")).encode
+        return lambda value: copy_text(dumps(value))
+
+    def convert(value: Any) -> str:
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, int | decimal.Decimal | float | uuid.UUID):
+            return str(value)
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{field.name}: a naive datetime cannot be stored ({value})")
+            return value.isoformat()
+        if isinstance(value, dt.date | dt.time):
+            return value.isoformat()
+        if isinstance(value, str):
+            return copy_text(value)
+        raise TypeError(f"{field.name}: cannot write {type(value).__name__} with COPY")
+
+    return convert
+
+
+def insert_instances(model: type[models.Model], objs: Sequence[models.Model]) -> None:
+    """Insert new, unsaved ``objs`` of ``model`` and set their primary keys.
+
+    Behaves like ``model.objects.bulk_create(objs)`` for plain rows (no multi-table
+    inheritance, no conflicts handling, no signals): ``auto_now``/``auto_now_add`` fields
+    are filled, each object gets its pk and is marked saved. Runs in the caller's
+    transaction. Raises ``ValueError`` for an object that already has a pk or a naive
+    datetime.
+    """
+    if not objs:
+        return
+    database = connections[router.db_for_write(model)]
+    if database.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=2000)
+        return
+    meta = model._meta
+    pk = meta.pk
+    if any(obj.pk is not None for obj in objs):
+        raise ValueError(f"insert_instances writes new {meta.object_name} rows only")
+    fields = [field for field in meta.concrete_fields if field is not pk]
+    stamped = [
+        f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
+    for field in stamped:
+        for obj in objs:
+            field.pre_save(obj, True)
+    quote = database.ops.quote_name
+    table = quote(meta.db_table)
+    columns = ", ".join(quote(column) for column in [pk.column, *(f.column for f in fields)])
+    converters = [(field.attname, _converter(field)) for field in fields]
+    with database.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, pk.column, len(objs)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            chunk: list[str] = []
+            for obj, pk_value in zip(objs, ids, strict=True):
+                values = [str(pk_value)]
+                for attname, convert in converters:
+                    value = getattr(obj, attname)
+                    values.append("\\N" if value is None else convert(value))
+                chunk.append("\t".join(values))
+                if len(chunk) == _CHUNK:
+                    copy.write("\n".join(chunk) + "\n")
+                    chunk = []
+            if chunk:
+                copy.write("\n".join(chunk) + "\n")
+    for obj, pk_value in zip(objs, ids, strict=True):
+        obj.pk = pk_value
+        obj._state.adding = False
+        obj._state.db = database.alias
