@@ -86,11 +86,14 @@ def performance_factor(site: SitePeriod, rules: PaymentRules) -> PerformanceFact
 def _performance_factor(
     assessments: Sequence[EventAssessment], rules: PaymentRules
 ) -> PerformanceFactor:
-    counted = [item for item in assessments if item.counted]
-    excluded = tuple(
-        (item.outcome.event_key, item.note) for item in assessments if not item.counted
-    )
-    ratios = tuple((item.outcome.event_key, item.performance_ratio) for item in counted)
+    counted, excluded_list, ratio_list = [], [], []
+    for item in assessments:
+        if item.treatment == "excluded":
+            excluded_list.append((item.outcome.event_key, item.note))
+        else:
+            counted.append(item)
+            ratio_list.append((item.outcome.event_key, item.performance_ratio))
+    excluded, ratios = tuple(excluded_list), tuple(ratio_list)
     failed: tuple[tuple[Key, dt.date, Decimal], ...] = ()
     if rules.factor_method == "threshold":
         assert rules.threshold_ratio is not None
@@ -101,7 +104,7 @@ def _performance_factor(
         )
     voided = tuple(sorted({month for _, month, _ in failed}))
     if counted:
-        average: Decimal | None = sum((ratio for _, ratio in ratios), ZERO) / len(ratios)
+        average: Decimal | None = sum([ratio for _, ratio in ratios], ZERO) / len(ratios)
         method_factor = factor_from_ratio(average, rules)
     else:
         average, method_factor = None, ONE
@@ -161,7 +164,6 @@ def _capacity_line(
     )
     details = {
         "committed_kw": str(committed),
-        "months": [month.isoformat() for month in months],
         "paid_months": [month.isoformat() for month in paid],
         "voided_months": [month.isoformat() for month in performance.voided_months],
         "failed_events": [
@@ -178,15 +180,16 @@ def _capacity_line(
         "method_factor": str(performance.method_factor),
         "factor": str(performance.factor),
     }
-    return LineItem(
-        kind="penalty" if performance.factor < 0 else "capacity",
-        site_key=site.site_key,
-        quantity=quantity,
-        unit=unit,
-        rate=rate,
-        amount=amount,
-        explanation=explanation,
-        details=details,
+    return LineItem._computed(
+        "penalty" if performance.factor < 0 else "capacity",
+        site.site_key,
+        None,
+        quantity,
+        unit,
+        rate,
+        amount,
+        explanation,
+        details,
     )
 
 
@@ -236,19 +239,14 @@ def _energy_lines(
         else:
             amount = raw
         details = _event_details(item)
-        details["unlimited_amount"] = str(raw)
-        details["voided_by_threshold"] = voided
+        if amount != raw:
+            details["unlimited_amount"] = str(raw)
+            text = f"{text} = {dollars(amount)}"
+        if voided:
+            details["voided_by_threshold"] = True
         lines.append(
-            LineItem(
-                kind="energy",
-                site_key=site_key,
-                event_key=item.outcome.event_key,
-                quantity=kwh,
-                unit="kWh",
-                rate=rate,
-                amount=amount,
-                explanation=text if amount == raw else f"{text} = {dollars(amount)}",
-                details=details,
+            LineItem._computed(
+                "energy", site_key, item.outcome.event_key, kwh, "kWh", rate, amount, text, details
             )
         )
     return lines
@@ -454,20 +452,26 @@ def _capitalised(text: str) -> str:
 
 
 def _event_details(item: EventAssessment) -> dict[str, Any]:
-    """The event's own inputs of a line; the event and the rules are the line's and the
-    caller's to record (once, not on every line). Interval counts only for an outcome
-    given per interval."""
+    """The event's own inputs of an energy line: committed kW, treatment, kWh, average kW and
+    performance ratio; ``note``, ``is_test`` and ``opted_out`` only when they say
+    something, interval counts only for an outcome given per interval. (The event and the
+    rules are the line's and the caller's to record, once, not on every line; the energy
+    line adds ``unlimited_amount`` when a limit changed the amount and
+    ``voided_by_threshold`` when the threshold rule voided it.)"""
     outcome = item.outcome
-    details = {
+    details: dict[str, Any] = {
         "committed_kw": str(outcome.committed_kw),
         "treatment": item.treatment,
-        "note": item.note,
-        "is_test": outcome.is_test,
-        "opted_out": outcome.opted_out,
         "reduction_kwh": str(item.reduction_kwh),
         "average_kw": str(item.average_kw),
         "performance_ratio": str(item.performance_ratio),
     }
+    if item.note:
+        details["note"] = item.note
+    if outcome.is_test:
+        details["is_test"] = True
+    if outcome.opted_out:
+        details["opted_out"] = True
     if outcome.reduction_kw is not None:
         details["interval_minutes"] = outcome.interval_minutes
         details["intervals"] = item.intervals

@@ -13,7 +13,8 @@ import dataclasses
 import datetime as dt
 import gc
 import json
-from collections.abc import Iterable, Iterator
+import json.encoder
+from collections.abc import Callable, Iterable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -364,7 +365,17 @@ def _line_rows(
             if source.dispute_id is not None:
                 details = {**details, "dispute_id": source.dispute_id}
                 tally.carries_disputes = True
-            note = source.note
+            explanation, note = item.explanation, source.note
+            if note:
+                # The formula, then the measurement: "... = $80.00. Baseline ...".
+                head = explanation.strip()
+                explanation = (
+                    f"{head}. {note.strip()}"
+                    if head and head[-1] not in ".:;"
+                    else _sentences(explanation, note)
+                )
+            else:
+                explanation = explanation.strip()
             yield (
                 run_id,
                 sequence,
@@ -379,7 +390,7 @@ def _line_rows(
                 item.unit,
                 item.rate.quantize(_SIX, ROUND_HALF_UP),
                 item.amount,
-                _sentences(item.explanation, note) if note else item.explanation.strip(),
+                explanation,
                 False,
                 details,
             )
@@ -409,8 +420,8 @@ def _insert_lines(rows: Iterable[tuple]) -> None:
     fields = {field.attname: field for field in meta.concrete_fields}
     columns = ", ".join(database.ops.quote_name(fields[name].column) for name in _LINE_FIELDS)
     table = database.ops.quote_name(meta.db_table)
-    dumps = (fields["details"].encoder or json.JSONEncoder)(separators=(",", ":")).encode
-    escape = _copy_escape
+    dumps = _json_dumps(fields["details"].encoder or json.JSONEncoder)
+    escape, null = _copy_escape, "\\N"
     with database.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         chunk: list[str] = []
         for (
@@ -420,8 +431,11 @@ def _insert_lines(rows: Iterable[tuple]) -> None:
             # One text row; ids, Decimals and booleans need no escaping, and neither do
             # kinds and units (fixed words).
             chunk.append(
-                f"{run_id}\t{sequence}\t{organization_id}\t{_copy_id(site_id)}\t{kind}\t"
-                f"{_copy_id(event_id)}\t{_copy_id(performance_id)}\t{_copy_id(installment_id)}\t"
+                f"{run_id}\t{sequence}\t{organization_id}\t"
+                f"{null if site_id is None else site_id}\t{kind}\t"
+                f"{null if event_id is None else event_id}\t"
+                f"{null if performance_id is None else performance_id}\t"
+                f"{null if installment_id is None else installment_id}\t"
                 f"{escape(reference)}\t{quantity}\t{unit}\t{rate}\t{amount}\t"
                 f"{escape(explanation)}\t{'t' if locked else 'f'}\t{escape(dumps(details))}"
             )
@@ -430,6 +444,34 @@ def _insert_lines(rows: Iterable[tuple]) -> None:
                 chunk = []
         if chunk:
             copy.write("\n".join(chunk) + "\n")
+
+
+def _json_dumps(encoder_class: type[json.JSONEncoder]) -> Callable[[Any], str]:
+    """Compact JSON of a value, as ``encoder_class(separators=(",", ":")).encode`` writes it.
+
+    The encoder's ``encode`` builds a new C encoder for every value it writes, which cost
+    as much as the writing for the small details of a line: here it is built once.
+    """
+    encoder = encoder_class(separators=(",", ":"))
+    make = json.encoder.c_make_encoder
+    plain = (encoder_class.encode, encoder_class.iterencode) == (
+        json.JSONEncoder.encode,
+        json.JSONEncoder.iterencode,
+    )
+    if make is None or not plain:  # pragma: no cover - pure Python json, or own encoding
+        return encoder.encode
+    write = make(
+        None,  # no circular-reference markers: details are plain trees
+        encoder.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
+    )
+    return lambda value: "".join(write(value, 0))
 
 
 def _copy_escape(text: str) -> str:
@@ -442,11 +484,6 @@ def _copy_escape(text: str) -> str:
             .replace("\r", "\\r")
         )
     return text  # most texts: four scans, no copies
-
-
-def _copy_id(value: int | None) -> str:
-    """An id, or NULL (``\\N``), as a COPY text field."""
-    return "\\N" if value is None else str(value)
 
 
 def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun:

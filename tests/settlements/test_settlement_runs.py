@@ -65,14 +65,9 @@ def test_capacity_is_paid_with_the_linear_factor_and_energy_per_event(july_progr
     assert energy.details == {
         "committed_kw": "100.000",
         "treatment": "counted",
-        "note": "",
-        "is_test": False,
-        "opted_out": False,
         "reduction_kwh": "160.0",
         "average_kw": "80.0",
         "performance_ratio": "0.8",
-        "unlimited_amount": "80.000",
-        "voided_by_threshold": False,
     }
     assert run.rules["energy_rate"] == "0.50" and run.rules["capacity_rate"] == "8"
     assert run.rules["effective_from"] == "2026-01-01"

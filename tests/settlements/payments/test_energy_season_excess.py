@@ -36,6 +36,33 @@ def test_an_events_energy_payment_is_capped() -> None:
     assert line.details["unlimited_amount"] == "80.00"
 
 
+def test_an_energy_lines_details_hold_its_own_inputs_and_only_the_flags_that_apply() -> None:
+    # The rules and the event are recorded once by the caller, not on every line.
+    plain, capped = (
+        energy_lines(site(event("E1", "80", **changes)), rules(energy_rate=Decimal("0.50"), **cap))[
+            0
+        ]
+        for changes, cap in (({}, {}), ({"opted_out": True}, {"energy_cap_per_event": "50"}))
+    )
+
+    assert plain.details == {
+        "committed_kw": "100",
+        "treatment": "counted",
+        "reduction_kwh": "160",
+        "average_kw": "80",
+        "performance_ratio": "0.8",
+    }
+    assert capped.details == {
+        "committed_kw": "100",
+        "treatment": "counted",
+        "reduction_kwh": "160",
+        "average_kw": "80",
+        "performance_ratio": "0.8",
+        "opted_out": True,
+        "unlimited_amount": "80.00",
+    }
+
+
 def test_an_events_energy_payment_is_floored() -> None:
     # Net -10 kW x 2 h = -20 kWh x $0.50 = -$10.00, raised to the floor $0.00.
     period = site(event("E1", "-10"))
