@@ -28,7 +28,8 @@ expected number of lines, that its total equals the sum of its lines, that the e
 has one row per line and that every round gave the same total.
 
 Environment: DATABASE_URL (default postgres://postgres:postgres@127.0.0.1:5432/
-dr_platform_bench, created and migrated when missing; the benchmark's own rows carry the
+dr_bench_settlement, its own database, so that its migrations, ANALYZE and runs never
+touch another benchmark's data; created and migrated when missing; its rows carry the
 ``SETTLEMENT-`` prefix and are reused between runs; the earlier settlement runs of its
 program, their lines and exports, are deleted at the start, the lines' lock trigger
 disabled for that one transaction), BENCH_SITES (1000), BENCH_EVENTS (10),
@@ -53,7 +54,7 @@ from benchmarks._support import ensure_database  # noqa: E402 (after the path)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dr_platform.settings")
 os.environ.setdefault(
-    "DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/dr_platform_bench"
+    "DATABASE_URL", "postgres://postgres:postgres@127.0.0.1:5432/dr_bench_settlement"
 )
 
 SITES = int(os.environ.get("BENCH_SITES", "1000"))

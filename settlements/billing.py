@@ -24,6 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from enrollment.models import Organization, Site
+from events.models import Event
 from settlements.models import BillingExport, SettlementLine, SettlementRun
 from settlements.runs.access import require_settlement_staff
 from settlements.runs.errors import SettlementError
@@ -81,15 +83,12 @@ def _utc(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-#: What a CSV row reads of each line, in order (one query joining the line's organization
-#: and site; no model instances, and not the lines' explanations or details). The few
-#: events' starts are read and formatted once each.
+#: What a CSV row reads of each line, in order (one query of the run's lines; no model
+#: instances, and not the lines' explanations or details). The few organizations, sites
+#: and events of the run are read and formatted once each, not once per line.
 LINE_COLUMNS = (
-    "organization__billing_account_number",
-    "organization__legal_name",
+    "organization_id",
     "site_id",
-    "site__name",
-    "site__service_account_number",
     "pk",
     "sequence",
     "kind",
@@ -116,30 +115,43 @@ def billing_csv(run: SettlementRun) -> tuple[bytes, int]:
         run.period_start.isoformat(),
         run.period_end.isoformat(),
     )
-    lines = SettlementLine.objects.filter(run=run)
+    lines = SettlementLine.objects.filter(run=run).order_by()
+    organizations = {
+        pk: (account, name)
+        for pk, account, name in Organization.objects.filter(
+            pk__in=lines.values("organization_id")
+        ).values_list("pk", "billing_account_number", "legal_name")
+    }
+    sites = {
+        pk: (name, service_account)
+        for pk, name, service_account in Site.objects.filter(
+            pk__in=lines.filter(site__isnull=False).values("site_id")
+        ).values_list("pk", "name", "service_account_number")
+    }
     event_starts = {
         event_id: _utc(starts_at)
-        for event_id, starts_at in lines.filter(event__isnull=False)
-        .order_by()
-        .values_list("event_id", "event__starts_at")
-        .distinct()
+        for event_id, starts_at in Event.objects.filter(
+            pk__in=lines.filter(event__isnull=False).values("event_id")
+        ).values_list("pk", "starts_at")
     }
+    no_site = ("", "")
+    plain: dict[Decimal, str] = {}  # rates repeat from line to line
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     count = 0
     for (
-        billing_account, organization, site_id, site_name, service_account, pk, sequence,
-        kind, event_id, reference, quantity, unit, rate, amount,
+        organization_id, site_id, pk, sequence, kind, event_id, reference, quantity, unit, rate,
+        amount,
     ) in lines.order_by("sequence").values_list(*LINE_COLUMNS):  # fmt: skip
-        has_site = site_id is not None
+        rate_text = plain.get(rate)
+        if rate_text is None:
+            rate_text = plain[rate] = _plain(rate)
         writer.writerow(
             (
                 *head,
-                billing_account,
-                organization,
-                site_name if has_site else "",
-                service_account if has_site else "",
+                *organizations[organization_id],
+                *(sites[site_id] if site_id is not None else no_site),
                 pk,
                 sequence,
                 kind,
@@ -148,7 +160,7 @@ def billing_csv(run: SettlementRun) -> tuple[bytes, int]:
                 reference,
                 _plain(quantity),
                 unit,
-                _plain(rate),
+                rate_text,
                 _amount(amount),
                 CURRENCY,
             )
