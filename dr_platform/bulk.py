@@ -30,28 +30,42 @@ def copy_text(value: str) -> str:
     )
 
 
+def _datetime_text(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"a naive datetime cannot be stored with COPY ({value})")
+    return value.isoformat()
+
+
+def _any_text(value: Any) -> str:
+    """A COPY text field for a value whose field type has no dedicated converter."""
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | decimal.Decimal | float | uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return _datetime_text(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, str):
+        return copy_text(value)
+    raise TypeError(f"cannot write {type(value).__name__} with COPY")
+
+
 def _converter(field: models.Field) -> Callable[[Any], str]:
-    """How a raw attribute value of ``field`` becomes a COPY text field."""
+    """How a raw attribute value (not ``None``) of ``field`` becomes a COPY text field."""
+    if isinstance(field, models.ForeignKey):
+        return _converter(field.target_field)
     if isinstance(field, models.JSONField):
-        dumps = (field.encoder or json.JSONEncoder)(separators=(",", ":")).encode
-        return lambda value: copy_text(dumps(value))
-
-    def convert(value: Any) -> str:
-        if isinstance(value, bool):
-            return "t" if value else "f"
-        if isinstance(value, int | decimal.Decimal | float | uuid.UUID):
-            return str(value)
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is None:
-                raise ValueError(f"{field.name}: a naive datetime cannot be stored ({value})")
-            return value.isoformat()
-        if isinstance(value, dt.date | dt.time):
-            return value.isoformat()
-        if isinstance(value, str):
-            return copy_text(value)
-        raise TypeError(f"{field.name}: cannot write {type(value).__name__} with COPY")
-
-    return convert
+        return (field.encoder or json.JSONEncoder)(separators=(",", ":")).encode
+    if isinstance(field, models.BooleanField):
+        return lambda value: "t" if value else "f"
+    if isinstance(field, models.DateTimeField):
+        return _datetime_text
+    if isinstance(field, models.CharField | models.TextField):
+        return copy_text
+    if isinstance(field, models.IntegerField | models.UUIDField):
+        return str
+    return _any_text
 
 
 def insert_instances(model: type[models.Model], objs: Sequence[models.Model]) -> None:
@@ -83,7 +97,11 @@ def insert_instances(model: type[models.Model], objs: Sequence[models.Model]) ->
     quote = database.ops.quote_name
     table = quote(meta.db_table)
     columns = ", ".join(quote(column) for column in [pk.column, *(f.column for f in fields)])
-    converters = [(field.attname, _converter(field)) for field in fields]
+    # JSON text may hold backslashes and newlines: it is escaped after encoding.
+    converters = [
+        (field.attname, _converter(field), not isinstance(field, models.JSONField))
+        for field in fields
+    ]
     with database.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -94,9 +112,14 @@ def insert_instances(model: type[models.Model], objs: Sequence[models.Model]) ->
             chunk: list[str] = []
             for obj, pk_value in zip(objs, ids, strict=True):
                 values = [str(pk_value)]
-                for attname, convert in converters:
+                for attname, convert, escaped in converters:
                     value = getattr(obj, attname)
-                    values.append("\\N" if value is None else convert(value))
+                    if value is None:
+                        values.append("\\N")
+                    elif escaped:
+                        values.append(convert(value))
+                    else:
+                        values.append(copy_text(convert(value)))
                 chunk.append("\t".join(values))
                 if len(chunk) == _CHUNK:
                     copy.write("\n".join(chunk) + "\n")

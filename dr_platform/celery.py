@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dr_platform.settings")
@@ -50,7 +51,23 @@ app.conf.update(
     timezone="UTC",
     enable_utc=True,
 )
+# Celery's Django fixup closes every database connection before and after each task unless
+# CELERY_DB_REUSE_MAX is set (its one upper-case key): a new PostgreSQL backend per task,
+# most of a short task's cost. Tasks follow Django's request rule instead (below):
+# a connection is dropped when it is broken or older than CONN_MAX_AGE.
+app.conf.update(CELERY_DB_REUSE_MAX=1_000_000)
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(task: object = None, **kwargs: object) -> None:
+    # A task run eagerly (apply(), tests) is inside its caller's transaction: leave it.
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @app.task(name="dr_platform.ping", acks_late=True, time_limit=30, soft_time_limit=25)

@@ -102,3 +102,19 @@ def test_production_configuration_passes_the_deploy_check_without_warnings():
     result = _run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+def test_it_parses_notification_rate_limits_per_channel():
+    from dr_platform.env import env_rates
+
+    rates = env_rates("RATES", {"RATES": " sms=30/s, voice=1 ,webhook=none, email=600/m "})
+    assert rates == {"sms": "30/s", "voice": "1", "webhook": None, "email": "600/m"}
+    assert env_rates("RATES", {}) == {}
+
+
+@pytest.mark.parametrize("value", ["sms", "sms=fast", "=1/s", "sms=1/d"])
+def test_it_names_the_variable_for_a_malformed_rate(value):
+    from dr_platform.env import env_rates
+
+    with pytest.raises(ImproperlyConfigured, match="RATES"):
+        env_rates("RATES", {"RATES": value})

@@ -51,3 +51,28 @@ def test_it_finds_the_transport_for_a_kind() -> None:
 def test_it_names_the_known_kinds_for_an_unknown_kind() -> None:
     with pytest.raises(UnknownChannelError, match="'fax'.*email.*webhook"):
         transport_for("fax")
+
+
+def test_a_limited_channel_batches_as_many_sends_as_its_rate_allows_per_second(settings) -> None:
+    from events.channels import MAX_SEND_BATCH, send_batching
+
+    settings.NOTIFICATION_RATE_LIMITS = {}
+    assert send_batching("sms") == (1, "1/s")  # Twilio long code: one per task, 1 a second
+    assert send_batching("email") == (10, "1/s")  # ten per task, one task a second
+    assert send_batching("pager") == (5, "1/s")  # both pager kinds share the queue
+    assert send_batching("sandbox") == (MAX_SEND_BATCH, None)
+    settings.NOTIFICATION_RATE_LIMITS = {"sms": "200/s", "voice": "30/m"}
+    assert send_batching("sms") == (MAX_SEND_BATCH, "4/s")  # still 200 messages a second
+    assert send_batching("voice") == (1, "0.5/s")
+    settings.NOTIFICATION_RATE_LIMITS = {"sms": None}
+    assert send_batching("sms") == (MAX_SEND_BATCH, None)
+
+
+def test_a_rate_limit_for_an_unknown_channel_is_refused(settings) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from events.channels import rate_limit
+
+    settings.NOTIFICATION_RATE_LIMITS = {"fax": "1/s"}
+    with pytest.raises(ImproperlyConfigured, match="fax"):
+        rate_limit("sms")
