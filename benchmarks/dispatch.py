@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -63,6 +64,7 @@ PROGRAM_NAME = "DISPATCH-benchmark program"
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "bench-auth-token"  # noqa: S105 - the loopback stub's, nothing real
 SEND_DEADLINE_SECONDS = 600
+RUN_SECRET_KEY = secrets.token_urlsafe(50)
 
 
 def live_environment(stub_url: str) -> dict[str, str]:
@@ -77,6 +79,11 @@ def live_environment(stub_url: str) -> dict[str, str]:
         "SITE_URL": "https://dr.example.com",
         "LOG_LEVEL": "WARNING",
         "NOTIFICATION_RATE_LIMITS": f"sms={SMS_RATE_LIMIT or 'none'}",
+        # As in production: DEBUG off (no query log kept per statement), which needs a
+        # secret key and allowed hosts; the key is this run's own.
+        "DEBUG": "0",
+        "SECRET_KEY": RUN_SECRET_KEY,
+        "ALLOWED_HOSTS": "localhost",
     }
 
 
@@ -165,6 +172,9 @@ def prepare(now: dt.datetime):
         for table in ("events_notification", "events_participation", "events_event_target_sites"):
             cursor.execute(f"DELETE FROM {table} WHERE event_id IN ({event_ids})", [program.pk])  # noqa: S608
         cursor.execute("DELETE FROM events_event WHERE program_id = %s", [program.pk])
+        # Every run starts from the same state: no dead rows of the last run in the way.
+        for table in ("events_notification", "events_participation", "events_event"):
+            cursor.execute(f"VACUUM ANALYZE {table}")
 
     have = Enrollment.objects.filter(program=program, status=Enrollment.Status.ACTIVE).count()
     if have == SITES:
