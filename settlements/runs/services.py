@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from dr_platform.bulk import copy_text
 from enrollment.models import Program
 from settlements.models import Dispute, DisputeEntry, SettlementLine, SettlementRun
 from settlements.payments import LineItem, difference
@@ -421,7 +422,7 @@ def _insert_lines(rows: Iterable[tuple]) -> None:
     columns = ", ".join(database.ops.quote_name(fields[name].column) for name in _LINE_FIELDS)
     table = database.ops.quote_name(meta.db_table)
     dumps = _json_dumps(fields["details"].encoder or json.JSONEncoder)
-    escape, null = _copy_escape, "\\N"
+    escape, null = copy_text, "\\N"
     with database.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         chunk: list[str] = []
         for (
@@ -472,18 +473,6 @@ def _json_dumps(encoder_class: type[json.JSONEncoder]) -> Callable[[Any], str]:
         encoder.allow_nan,
     )
     return lambda value: "".join(write(value, 0))
-
-
-def _copy_escape(text: str) -> str:
-    """``text`` as a field of PostgreSQL's COPY text format (backslash escapes)."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return (
-            text.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    return text  # most texts: four scans, no copies
 
 
 def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun:
