@@ -7,11 +7,19 @@ this, and ``Http404`` (through ``dr_platform.selectors.require_role``) when the 
 belongs to an organization the participant is not a member of, the same answer as for a
 line that does not exist.
 
+Disputability is per line: a line of a locked run (approved, exported or superseded) may
+be disputed unless a later locked version of its period holds a line with the same key
+(``SettlementLine.key``, what restatements match lines by): that later line carries the
+corrected amount, and it is the one to dispute (:func:`lines_corrected_later`). A line a
+restatement left unchanged exists only in the earlier version, so it stays disputable
+there even once that version is superseded.
+
 An accepted dispute only records the adjustment: the next settlement run of the program
 picks up accepted disputes whose ``adjustment_line`` is empty and carries each amount
 into an adjustment line (``settlements.runs.calculation``), which it then links here.
 
-Selectors (reads) at the end: the manager's queue and one dispute for a participant.
+Selectors (reads) at the end: the later corrections of lines, the manager's queue and one
+dispute for a participant.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from dr_platform.models import Membership
@@ -31,9 +39,10 @@ from settlements.models import Dispute, DisputeEntry, SettlementLine, Settlement
 
 #: Participant roles that may raise and comment on disputes (viewers only read).
 DISPUTING_ROLES = (Membership.Role.ADMIN, Membership.Role.OPERATOR)
-#: Run statuses whose lines may be disputed: a superseded run was already corrected by a
-#: later version, whose lines are the ones to dispute.
-DISPUTABLE_STATUSES = (SettlementRun.Status.APPROVED, SettlementRun.Status.EXPORTED)
+#: Run statuses whose lines may be disputed: those whose lines never change again. A line of
+#: a superseded run is refused only when a later version corrected it
+#: (:func:`lines_corrected_later`).
+DISPUTABLE_STATUSES = tuple(SettlementRun.LOCKED_STATUSES)
 CENT = Decimal("0.01")
 MAX_TEXT = 4000
 
@@ -100,10 +109,12 @@ def dispute_raise(
     """Open a dispute of ``line`` for its organization, with the participant's comment.
 
     ``by`` must be an admin or operator of the line's organization (Http404 when not a
-    member at all, PermissionDenied for a viewer). Only lines of approved or exported
-    runs may be disputed, and a line has at most one open dispute (ValidationError
-    otherwise). ``claimed_amount`` ($, whole cents) is what the participant believes the
-    line should be, if they say. Returns the new open dispute, its "raised" entry written.
+    member at all, PermissionDenied for a viewer). Only lines of approved, exported or
+    superseded runs may be disputed, and not a line that a later approved version
+    corrected (a line with the same key there: that line is the one to dispute); a line
+    has at most one open dispute (ValidationError otherwise, naming the later version).
+    ``claimed_amount`` ($, whole cents) is what the participant believes the line should
+    be, if they say. Returns the new open dispute, its "raised" entry written.
     """
     require_role(by, line.organization, DISPUTING_ROLES)
     text = _text(comment, "comment", "the reason you dispute this line")
@@ -113,12 +124,13 @@ def dispute_raise(
         # check below then sees the first one's dispute.
         line = SettlementLine.objects.select_for_update().select_related("run").get(pk=line.pk)
         if line.run.status not in DISPUTABLE_STATUSES:
-            if line.run.status == SettlementRun.Status.SUPERSEDED:
-                raise ValidationError(
-                    "This statement was restated by a later version; dispute the line in "
-                    "the latest version instead."
-                )
             raise ValidationError("Only lines of an approved statement can be disputed.")
+        later = lines_corrected_later(line.run, [line]).get(line.pk)
+        if later is not None:
+            raise ValidationError(
+                f"Version {later.run.version} of this statement corrected this line (its line "
+                f"{later.sequence}); dispute that line instead, it holds the corrected amount."
+            )
         if Dispute.objects.filter(line=line, status=Dispute.Status.OPEN).exists():
             raise ValidationError(
                 "This line already has an open dispute; add a comment to it instead."
@@ -234,6 +246,43 @@ def _signed_dollars(amount: Decimal) -> str:
 
 
 # --- selectors ------------------------------------------------------------------------------
+
+
+def lines_corrected_later(
+    run: SettlementRun, lines: list[SettlementLine]
+) -> dict[int, SettlementLine]:
+    """For each of ``run``'s ``lines`` that a later locked version of the run's program and
+    period holds a line with the same key for (``SettlementLine.key``: a restatement's
+    delta or reversal of it), the latest such line (its ``run`` fetched), by the earlier
+    line's id. Lines without a later correction are not in the result. A later version
+    still in draft or under review does not count: its lines may change yet. One query.
+    """
+    if not lines:
+        return {}
+    wanted = {line.key: line.pk for line in lines}
+    site_ids = {line.site_id for line in lines}
+    sites = Q(site_id__in=site_ids - {None})
+    if None in site_ids:
+        sites |= Q(site__isnull=True)
+    later_lines = (
+        SettlementLine.objects.filter(
+            sites,
+            run__program_id=run.program_id,
+            run__period_start=run.period_start,
+            run__period_end=run.period_end,
+            run__version__gt=run.version,
+            run__status__in=SettlementRun.LOCKED_STATUSES,
+            kind__in={line.kind for line in lines},
+        )
+        .select_related("run")
+        .order_by("run__version", "sequence")
+    )
+    corrected: dict[int, SettlementLine] = {}
+    for later in later_lines:
+        line_id = wanted.get(later.key)
+        if line_id is not None:
+            corrected[line_id] = later  # in version order: the latest one stays
+    return corrected
 
 
 def _with_history(disputes: QuerySet[Dispute]) -> QuerySet[Dispute]:

@@ -7,11 +7,15 @@ days are those of its program's time zone (see ``settlements.selectors.meter_tim
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 
 from enrollment.models import Meter
+
+if TYPE_CHECKING:
+    from settlements.payments.lines import LineKey
 
 
 class MeterReading(models.Model):
@@ -594,6 +598,14 @@ class SettlementLine(models.Model):
                 "deleted; correct it with a restatement."
             )
         return super().delete(*args, **kwargs)
+
+    @property
+    def key(self) -> LineKey:
+        """The line's identity across the versions of its run's period: (kind, site id,
+        event id, reference or None), the ``LineItem.key`` that restatement differences
+        match lines by (``settlements.runs.services.approved_lines`` reads stored lines back
+        under the same key; an empty ``reference`` is stored for none)."""
+        return (self.kind, self.site_id, self.event_id, self.reference or None)
 
 
 class Dispute(models.Model):

@@ -3,7 +3,9 @@
 A statement is read only from runs whose lines never change again (approved, exported or
 superseded; never a draft or a calculation under review), so what a participant sees,
 downloads and disputes is what billing pays. A restatement (version 2 and later) holds
-only its differences, so each version's statement shows its own lines.
+only its differences, so each version's statement shows its own lines; a line that a
+later version corrected points to that version's line, which is the one to dispute
+(``settlements.disputes.lines_corrected_later``).
 
 Reads: :func:`statement_runs` (the list page), :func:`statement_run` (404 unless
 visible), :func:`statement_build` (lines grouped by site with the path from kW to
@@ -28,7 +30,7 @@ from django.utils.text import slugify
 
 from enrollment.models import Organization, Site
 from events.models import Participation
-from settlements.disputes import DISPUTABLE_STATUSES, disputes_for_lines
+from settlements.disputes import disputes_for_lines, lines_corrected_later
 from settlements.models import Dispute, EventPerformance, SettlementLine, SettlementRun
 from settlements.performance import adjustment_text
 
@@ -140,14 +142,22 @@ class PerformanceSummary:
 
 @dataclasses.dataclass(frozen=True)
 class StatementLine:
-    """One line as the statement shows it, with its measurement, its disputes and (event
-    lines measured from interval data, when asked for) the event's load chart as SVG."""
+    """One line as the statement shows it, with its measurement, its disputes, the line of
+    a later version that corrected it (``corrected_by``, its run fetched; None when none
+    did) and (event lines measured from interval data, when asked for) the event's load
+    chart as SVG."""
 
     line: SettlementLine
     event_label: str
     performance: PerformanceSummary | None
     disputes: list[Dispute]
     chart: SafeString | None = None
+    corrected_by: SettlementLine | None = None
+
+    @property
+    def disputable(self) -> bool:
+        """Whether the line may be disputed here: no later version corrected it."""
+        return self.corrected_by is None
 
     @property
     def open_dispute(self) -> Dispute | None:
@@ -199,8 +209,8 @@ class Statement:
 
     @property
     def disputable(self) -> bool:
-        """Whether the run's lines may be disputed (approved or exported, not superseded)."""
-        return self.run.status in DISPUTABLE_STATUSES
+        """Whether any of its lines may be disputed here (see ``StatementLine.disputable``)."""
+        return any(item.disputable for item in self.lines)
 
     @property
     def lines(self) -> list[StatementLine]:
@@ -236,15 +246,16 @@ def statement_build(
 ) -> Statement:
     """The statement of ``organization`` for ``run``: lines grouped by site (sites in
     name order, then lines of the whole organization), each with its performance and,
-    with ``with_disputes``, its disputes and their history; with ``with_charts``, each
-    event line's chart (baseline and actual kW over the event day, see
-    :func:`event_line_charts`). Five queries at most.
+    with ``with_disputes``, its disputes and their history and the later line that
+    corrected it, if any; with ``with_charts``, each event line's chart (baseline and
+    actual kW over the event day, see :func:`event_line_charts`). Six queries at most.
 
     The caller has checked that the run is visible (:func:`statement_run`).
     """
     lines = list(statement_lines(organization, run))
     zone = ZoneInfo(run.program.time_zone)
     disputes = disputes_for_lines(lines) if with_disputes else {}
+    corrections = lines_corrected_later(run, lines) if with_disputes else {}
     charts = event_line_charts(lines, zone) if with_charts else {}
     by_site: dict[int | None, list[StatementLine]] = {}
     sites: dict[int | None, Site | None] = {}
@@ -256,6 +267,7 @@ def statement_build(
                 performance=PerformanceSummary.of(line.performance) if line.performance else None,
                 disputes=disputes.get(line.pk, []),
                 chart=charts.get(line.pk),
+                corrected_by=corrections.get(line.pk),
             )
         )
         sites[line.site_id] = line.site

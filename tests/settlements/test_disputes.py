@@ -7,12 +7,15 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from dr_platform.models import Membership
-from settlements.models import Dispute, DisputeEntry
+from settlements.disputes import dispute_raise
+from settlements.models import Dispute, DisputeEntry, SettlementRun
+from settlements.runs import settlement_run_restate
 from tests.factories import staff_user
-from tests.settlements.settlement_helpers import amounts, approved, calculated
+from tests.settlements.settlement_helpers import amounts, approved, calculated, perform
 from tests.settlements.statement_cast import assert_phone_ready, make_cast, member
 
 
@@ -291,3 +294,217 @@ def test_only_program_managers_work_the_dispute_queue(cast, client, who):
     assert response.status_code == 403
     dispute.refresh_from_db()
     assert dispute.status == "open"
+
+
+# --- after a restatement ---------------------------------------------------------------------
+
+
+def _restate_acme_event_1(cast, average_kw: str, kwh: str, *, approve: bool = True):
+    """Late meter data for Acme's event 1, restated (calculated by the clerk) and, with
+    ``approve``, approved by the manager."""
+    participation = cast.events[0].participations.get(enrollment__site__organization=cast.acme)
+    perform(participation, average_kw=average_kw, kwh=kwh)
+    restatement = settlement_run_restate(run=cast.run, by=cast.clerk)
+    assert restatement is not None
+    return approved(restatement, by=cast.manager) if approve else restatement
+
+
+@pytest.fixture
+def restated(cast):
+    """Acme's event 1 measured 90 kW / 180 kWh instead of 80 / 160, restated and approved:
+    capacity (0.9 + 0.6) / 2 × 100 kW × $8 = $600.00, $40.00 more; event 1's energy
+    180 × $0.50 = $90.00, $10.00 more. Event 2's energy ($60.00) and Birch's lines did not
+    change, so version 2 has no line for them."""
+    restatement = _restate_acme_event_1(cast, "90", "180")
+    assert amounts(restatement) == [
+        ("capacity", None, "40.00"),
+        ("energy", cast.events[0].pk, "10.00"),
+    ]
+    cast.run.refresh_from_db()
+    assert cast.run.status == SettlementRun.Status.SUPERSEDED
+    return restatement
+
+
+def _acme_v1(cast) -> dict[str, object]:
+    capacity, event_1, event_2 = cast.lines(cast.acme)
+    assert (capacity.kind, event_1.event_id, event_2.event_id) == (
+        "capacity",
+        cast.events[0].pk,
+        cast.events[1].pk,
+    )
+    return {"capacity": capacity, "event_1": event_1, "event_2": event_2}
+
+
+def test_a_line_the_restatement_left_unchanged_is_disputed_in_the_superseded_version(
+    cast, restated, client
+):
+    unchanged = _acme_v1(cast)["event_2"]
+    operator = member(cast.acme)
+    client.force_login(operator)
+
+    response = _raise(client, cast, unchanged, comment="Event 2 shed 70 kW.", claimed="70.00")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{_statement_url(cast)}#line-{unchanged.pk}"
+    dispute = Dispute.objects.get()
+    assert (dispute.line, dispute.organization, dispute.raised_by) == (
+        unchanged,
+        cast.acme,
+        operator,
+    )
+    assert (dispute.status, dispute.claimed_amount) == ("open", Decimal("70.00"))
+    # Birch's lines are all unchanged: both remain disputable in the superseded version.
+    _, birch_energy = cast.lines(cast.birch)
+    birch = member(cast.birch, Membership.Role.ADMIN)
+    assert dispute_raise(line=birch_energy, by=birch, comment="Too low.").line == birch_energy
+
+
+@pytest.mark.parametrize("which", ["capacity", "event_1"])
+def test_a_line_the_restatement_corrected_is_refused_naming_the_later_version(
+    cast, restated, client, which
+):
+    changed = _acme_v1(cast)[which]
+    correction = restated.lines.get(kind=changed.kind, event_id=changed.event_id)
+    message = (
+        f"Version 2 of this statement corrected this line (its line {correction.sequence}); "
+        "dispute that line instead, it holds the corrected amount."
+    )
+    operator = member(cast.acme)
+
+    with pytest.raises(ValidationError) as refused:
+        dispute_raise(line=changed, by=operator, comment="Still wrong.")
+    assert refused.value.messages == [message]
+
+    client.force_login(operator)
+    response = _raise(client, cast, changed)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Dispute.objects.exists()
+
+
+def test_the_difference_line_of_the_restatement_is_disputed(cast, restated, client):
+    delta = restated.lines.get(kind="energy")
+    assert (delta.organization, delta.amount) == (cast.acme, Decimal("10.00"))
+    client.force_login(member(cast.acme))
+
+    response = client.post(
+        reverse("portal:dispute_raise", args=[cast.acme.pk, restated.pk, delta.pk]),
+        {"comment": "The corrected meter data shows 95 kW.", "claimed_amount": "12.50"},
+    )
+
+    assert response.status_code == 302
+    dispute = Dispute.objects.get()
+    assert (dispute.line, dispute.claimed_amount) == (delta, Decimal("12.50"))
+
+
+def test_the_superseded_statement_offers_a_dispute_only_where_it_may_be_raised(
+    cast, restated, client
+):
+    lines = _acme_v1(cast)
+    corrections = {line.kind: line for line in restated.lines.all()}
+    client.force_login(member(cast.acme))
+
+    html = client.get(_statement_url(cast)).content.decode()
+
+    # One form, on event 2's unchanged line; the two corrected lines link to their
+    # corrections in version 2.
+    assert html.count("<summary>Dispute this line</summary>") == 1
+    assert (
+        reverse("portal:dispute_raise", args=[cast.acme.pk, cast.run.pk, lines["event_2"].pk])
+        in html
+    )
+    for which in ("capacity", "event_1"):
+        assert (
+            reverse("portal:dispute_raise", args=[cast.acme.pk, cast.run.pk, lines[which].pk])
+            not in html
+        )
+    assert html.count("Corrected in version 2") == 2
+    for kind in ("capacity", "energy"):
+        later = corrections[kind]
+        link = reverse("portal:statement", args=[cast.acme.pk, restated.pk])
+        assert f'href="{link}#line-{later.pk}">line {later.sequence} of version 2</a>' in html
+    assert "dispute the line in the latest version" not in html
+    assert "the other lines stand as shown here and can still be disputed here" in html
+    assert_phone_ready(html)
+
+    # The restatement's own page offers both of its difference lines.
+    later_page = client.get(reverse("portal:statement", args=[cast.acme.pk, restated.pk]))
+    assert later_page.content.decode().count("<summary>Dispute this line</summary>") == 2
+    assert "Corrected in version" not in later_page.content.decode()
+
+    # A viewer reads the same notes but gets no form.
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+    viewer = client.get(_statement_url(cast)).content.decode()
+    assert viewer.count("Corrected in version 2") == 2
+    assert "<summary>Dispute this line</summary>" not in viewer and "dispute it there" not in viewer
+
+
+def test_after_a_restatement_participants_still_see_only_their_organization(cast, restated, client):
+    birch = member(cast.birch)
+    client.force_login(birch)
+
+    page = client.get(reverse("portal:statement", args=[cast.birch.pk, cast.run.pk]))
+
+    # Birch's two unchanged lines, both disputable; nothing of Acme's, not even a note.
+    html = page.content.decode()
+    assert [item.line.organization for item in page.context["statement"].lines] == [
+        cast.birch,
+        cast.birch,
+    ]
+    assert html.count("<summary>Dispute this line</summary>") == 2
+    assert "Corrected in version" not in html
+    assert "Acme" not in html and "$560.00" not in html
+    # Version 2 holds no line of Birch's: it is not Birch's statement.
+    assert (
+        client.get(reverse("portal:statement", args=[cast.birch.pk, restated.pk])).status_code
+        == 404
+    )
+    # Acme's lines, changed or not, stay out of Birch's reach.
+    for line in _acme_v1(cast).values():
+        assert _raise(client, cast, line).status_code == 404
+        assert (
+            client.post(
+                reverse("portal:dispute_raise", args=[cast.birch.pk, cast.run.pk, line.pk]),
+                {"comment": "Let us try."},
+            ).status_code
+            == 404
+        )
+    delta = restated.lines.get(kind="energy")
+    assert (
+        client.post(
+            reverse("portal:dispute_raise", args=[cast.acme.pk, restated.pk, delta.pk]),
+            {"comment": "Let us try."},
+        ).status_code
+        == 404
+    )
+    assert not Dispute.objects.exists()
+
+
+def test_a_restatement_not_yet_approved_leaves_the_lines_disputable(cast):
+    restatement = _restate_acme_event_1(cast, "90", "180", approve=False)
+    assert restatement.status == SettlementRun.Status.CALCULATED
+
+    dispute = dispute_raise(
+        line=_acme_v1(cast)["event_1"], by=member(cast.acme), comment="We shed 90 kW."
+    )
+
+    assert dispute.status == "open"
+
+
+def test_a_line_corrected_twice_points_to_the_latest_correction(cast, restated):
+    # Event 1 corrected again, to 95 kW / 190 kWh: capacity (0.95 + 0.6) / 2 × $800 =
+    # $620.00, $20.00 more than version 2's $600.00; energy $95.00, $5.00 more.
+    v3 = _restate_acme_event_1(cast, "95", "190")
+    assert amounts(v3) == [("capacity", None, "20.00"), ("energy", cast.events[0].pk, "5.00")]
+    v3_energy = v3.lines.get(kind="energy")
+    operator = member(cast.acme)
+
+    for line in (_acme_v1(cast)["event_1"], restated.lines.get(kind="energy")):
+        with pytest.raises(ValidationError) as refused:
+            dispute_raise(line=line, by=operator, comment="Still wrong.")
+        assert refused.value.messages[0].startswith(
+            f"Version 3 of this statement corrected this line (its line {v3_energy.sequence});"
+        )
+    assert dispute_raise(line=v3_energy, by=operator, comment="Now 100 kW.").line == v3_energy
+    assert dispute_raise(line=_acme_v1(cast)["event_2"], by=operator, comment="70 kW.")

@@ -243,19 +243,23 @@ def test_a_restatement_holds_the_differences_and_supersedes_the_version_it_corre
     cast.run.refresh_from_db()
     assert cast.run.status == "superseded"
 
-    # The participant sees both versions; the superseded one is no longer disputable.
+    # The participant sees both versions; in the superseded one only the line the
+    # restatement left alone (event 2's energy) may still be disputed.
     operator = member(cast.acme)
     client.force_login(operator)
     old = client.get(reverse("portal:statement", args=[cast.acme.pk, cast.run.pk])).content.decode()
     assert "A later version corrected this statement" in old
-    assert "<summary>Dispute this line</summary>" not in old
+    assert old.count("<summary>Dispute this line</summary>") == 1
+    assert old.count("Corrected in version 2") == 2
     line = cast.lines(cast.acme)[1]
     refused = client.post(
         reverse("portal:dispute_raise", args=[cast.acme.pk, cast.run.pk, line.pk]),
         {"comment": "Still wrong."},
     )
     assert refused.status_code == 200
-    assert "dispute the line in the latest version instead" in refused.content.decode()
+    assert "Version 2 of this statement corrected this line (its line 2)" in (
+        refused.content.decode()
+    )
     new = client.get(
         reverse("portal:statement", args=[cast.acme.pk, restatement.pk])
     ).content.decode()
