@@ -4,7 +4,8 @@ Calls one emergency event targeting BENCH_SITES sites (default 10,000) whose con
 two verified SMS numbers each, so the dispatch writes 2 x BENCH_SITES notification rows
 (the ledger) in one transaction and enqueues their ids on commit. Two Celery worker
 processes consume the ``sms`` queue on Redis in live mode and send every message through
-the real SMS transport (the official ``twilio`` client) to the loopback Twilio stub of
+the real SMS transport (the official ``twilio`` client, in asynchronous mode: a batch keeps
+up to ``SEND_CONCURRENCY`` requests in flight) to the loopback Twilio stub of
 ``tests/stubs``, started here. Then, in the same run, a plain loop sends the same requests
 (same numbers, bodies and callback URLs) to the same stub with the same client, one after
 the other.
@@ -301,15 +302,27 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
 
 
 def plain_loop(messages: list[tuple[str, str, str]]) -> float:
-    """Send ``(to, body, callback)`` one after the other with the SMS transport's client."""
+    """Send ``(to, body, callback)`` one after the other with the client the pipeline's
+    SMS batches go through (the official client in asynchronous mode, as built by the SMS
+    transport), each answer awaited before the next request."""
+    import asyncio
+
     from events.channels.sms import SmsTransport
 
     transport = SmsTransport.from_settings()
-    client, from_number = transport.client, transport.config.from_number
-    started = time.perf_counter()
-    for to, body, callback in messages:
-        client.messages.create(to=to, from_=from_number, body=body, status_callback=callback)
-    return time.perf_counter() - started
+    client, from_number = transport.async_client, transport.config.from_number
+
+    async def send_all() -> float:
+        started = time.perf_counter()
+        for to, body, callback in messages:
+            await client.messages.create_async(
+                to=to, from_=from_number, body=body, status_callback=callback
+            )
+        elapsed = time.perf_counter() - started
+        await client.http_client.close()
+        return elapsed
+
+    return asyncio.run(send_all())
 
 
 def main() -> int:
@@ -338,6 +351,7 @@ def main() -> int:
 
     from dr_platform.celery import app
     from events import channels, services
+    from events.channels._concurrent import SEND_CONCURRENCY
     from events.models import Notification
     from events.services import pipeline
 
@@ -432,7 +446,8 @@ def main() -> int:
     print(
         f"SMS rate limit for this run: {limit} per worker (production default "
         f"{channels.RATE_LIMIT['sms']}: Twilio's long-code limit; the figure measures the "
-        f"pipeline, not Twilio); {channels.send_batching('sms')[0]} ids per task message"
+        f"pipeline, not Twilio); {channels.send_batching('sms')[0]} ids per task message, "
+        f"up to {SEND_CONCURRENCY} of a batch in flight at once"
     )
     print(f"setup (migrate, bulk-create or reuse data): {setup_seconds:.1f} s")
     print(f"ledger (dispatch transaction, {expected} rows, commit included): {ledger:.2f} s")

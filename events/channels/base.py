@@ -15,6 +15,11 @@ needs to decide what happens next:
   purpose: the participant's address is not at fault, and once an operator fixes the
   credentials the retries go through.
 
+A send task hands a transport its whole batch through :meth:`Transport.notify_many`, which
+yields each message's answer as it comes. The default calls :meth:`Transport.notify` for
+one message after the other; a transport with an asynchronous client (SMS through Twilio)
+keeps several requests in flight at once instead.
+
 Transports never touch the database; they work on the frozen dataclass below so that the
 models can change without touching the channels.
 """
@@ -26,7 +31,7 @@ import email.utils
 import enum
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar, Self
@@ -143,6 +148,29 @@ class Transport(abc.ABC):
         docstring. Never retries by itself: retries belong to the task layer, which knows
         the notification's deadline.
         """
+
+    def notify_many(
+        self, messages: Sequence[OutboundMessage], *, deadline: float
+    ) -> Iterator[tuple[int, DeliveryReceipt | Exception]]:
+        """Send each of ``messages`` once; yield ``(index, receipt or error)`` per answer.
+
+        Answers come as the provider gives them, so the caller can record each before the
+        next arrives. A message not started by ``deadline`` (a ``time.monotonic()`` value)
+        is neither sent nor yielded: the caller hands it back. The first message is always
+        started. An error is yielded, never raised: a :class:`TransportError` as
+        :meth:`notify` raises it, anything else (a bug, a misconfiguration) as it came.
+
+        This default sends one message after the other through :meth:`notify`.
+        """
+        for index, message in enumerate(messages):
+            if index and time.monotonic() >= deadline:
+                return
+            try:
+                receipt = self.notify(message)
+            except Exception as exc:  # noqa: BLE001 - handed to the caller, see above
+                yield index, exc
+            else:
+                yield index, receipt
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Self
 
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-from ._twilio import TwilioSettings, build_client, error_from_exception
+from ._concurrent import process_loop, send_concurrently
+from ._twilio import TwilioSettings, build_async_client, build_client, error_from_exception
 from .base import DeliveryReceipt, OutboundMessage, ReceiptStatus, Transport, TransportError
 
 
@@ -17,6 +19,10 @@ class SmsTransport(Transport):
     The message body is ``message.text`` as composed by the content layer (it already
     carries the reply instructions). The notification id travels in ``callback_url``, so
     Twilio's status callbacks find the notification without a lookup by SID.
+
+    :meth:`notify` sends one message with the official client in synchronous mode;
+    :meth:`notify_many` sends a send task's batch with the same client in asynchronous
+    mode, several requests in flight at once (``events.channels._concurrent``).
     """
 
     kind = "sms"
@@ -24,6 +30,8 @@ class SmsTransport(Transport):
     def __init__(self, config: TwilioSettings) -> None:
         self.config = config
         self.client: Client = build_client(config)
+        self.async_client: Client = build_async_client(config)
+        process_loop.close_on_exit(self.async_client.http_client)
 
     @classmethod
     def from_settings(cls) -> Self:
@@ -42,14 +50,35 @@ class SmsTransport(Transport):
         rejected credentials.
         """
         try:
-            created = self.client.messages.create(
-                to=message.address,
-                from_=self.config.from_number,
-                body=message.text,
-                status_callback=message.callback_url or None,
-            )
+            created = self.client.messages.create(**self._fields(message))
         except TwilioException as exc:
             raise error_from_exception(exc) from exc
+        return self._receipt(created)
+
+    def notify_many(
+        self, messages: Sequence[OutboundMessage], *, deadline: float
+    ) -> Iterator[tuple[int, DeliveryReceipt | Exception]]:
+        """Send a batch concurrently; answers and errors as :meth:`notify` gives them
+        (the contract is :meth:`Transport.notify_many`)."""
+        return send_concurrently(self._notify_async, messages, deadline=deadline)
+
+    async def _notify_async(self, message: OutboundMessage) -> DeliveryReceipt:
+        try:
+            created = await self.async_client.messages.create_async(**self._fields(message))
+        except TwilioException as exc:
+            raise error_from_exception(exc) from exc
+        return self._receipt(created)
+
+    def _fields(self, message: OutboundMessage) -> dict[str, str | None]:
+        return {
+            "to": message.address,
+            "from_": self.config.from_number,
+            "body": message.text,
+            "status_callback": message.callback_url or None,
+        }
+
+    @staticmethod
+    def _receipt(created) -> DeliveryReceipt:
         if not created.sid:
             raise TransportError("Twilio accepted the message but returned no SID")
         return DeliveryReceipt(

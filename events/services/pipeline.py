@@ -11,12 +11,14 @@ How a message travels (DESIGN.md, "Notifications"):
    rate-limited channel such as SMS at 1/s; up to 50 elsewhere). The batch's queued rows
    are claimed together with a conditional update (``queued -> sending``,
    ``attempts + 1``) under row locks that skip rows another worker holds; a redelivered
-   or duplicated broker message finds the rows taken and does nothing.
-3. The transport's answer is recorded: ``sent``/``delivered``; a transient error puts the
-   row back to ``queued`` with ``next_attempt_at`` (exponential backoff, at least the
-   provider's ``retry_after``) and re-enqueues it with that countdown; a permanent error
-   fails the row, disables the method, alerts the account manager and escalates to the
-   next method.
+   or duplicated broker message finds the rows taken and does nothing. The batch goes to
+   the transport's ``notify_many``, which for SMS keeps several provider calls in flight
+   at once (``events.channels._concurrent``).
+3. Each answer is recorded as the transport yields it: ``sent``/``delivered``; a
+   transient error puts the row back to ``queued`` with ``next_attempt_at`` (exponential
+   backoff, at least the provider's ``retry_after``) and re-enqueues it with that
+   countdown; a permanent error fails the row, disables the method, alerts the account
+   manager and escalates to the next method.
 4. :func:`notifications_sweep` (run by the tick) re-enqueues rows stuck in ``queued``
    (their broker message was lost) or ``sending`` (their worker died), so a lost message
    delays a notice but never loses it.
@@ -351,11 +353,12 @@ def notifications_send(
     """Send each of ``notification_ids`` once, if it is still queued (a send task's batch).
 
     The batch's due rows are claimed together (``queued -> sending``, ``attempts + 1``)
-    under row locks that skip rows another worker holds, then sent one by one, each
-    answer recorded as it comes. A worker killed mid-batch leaves its unsent rows in
-    ``sending`` for the sweeper (they were never sent, so nothing is sent twice). A batch
-    that runs longer than :data:`BATCH_TIME_BUDGET` puts the rows it has not reached back
-    to ``queued`` and on the broker, well inside the task's time limit.
+    under row locks that skip rows another worker holds. Rows no longer wanted are
+    cancelled; the others go to their transport's ``notify_many`` (one after the other,
+    or several in flight at once for SMS) and each answer is recorded as it comes. A
+    worker killed mid-batch leaves the rows it had not sent in ``sending`` for the
+    sweeper. Rows not yet started when the batch has run for :data:`BATCH_TIME_BUDGET`
+    go back to ``queued`` and on the broker, well inside the task's time limit.
 
     Returns how many ids ended each way (see :func:`notification_send`), plus
     ``"handed on"``. Never raises for a transport error.
@@ -387,17 +390,31 @@ def notifications_send(
     for row in claimed.values():
         row.event = row.participation.event = events[row.event_id]
     outcomes: Counter[str] = Counter(skipped=len(ids) - len(claimed))
-    pending = [pk for pk in ids if pk in claimed]
-    for index, notification_id in enumerate(pending):
-        if index and time.monotonic() - started > BATCH_TIME_BUDGET.total_seconds():
-            rest = pending[index:]
+    by_channel: dict[str, list[tuple[Notification, OutboundMessage]]] = {}
+    for notification_id in ids:
+        notification = claimed.get(notification_id)
+        if notification is None:
+            continue
+        ready = _ready_to_send(notification, fixed_now=now)
+        if isinstance(ready, str):
+            outcomes[ready] += 1
+        else:
+            by_channel.setdefault(notification.channel, []).append((notification, ready))
+    deadline = started + BATCH_TIME_BUDGET.total_seconds()
+    for channel, batch in by_channel.items():
+        answered: set[int] = set()
+        transport = get_transport(channel)
+        for index, answer in transport.notify_many([m for _, m in batch], deadline=deadline):
+            answered.add(index)
+            outcomes[_record_answer(batch[index][0], answer, fixed_now=now)] += 1
+        rest = [notification.pk for index, (notification, _) in enumerate(batch)
+                if index not in answered]  # fmt: skip
+        if rest:
             released = Notification.objects.filter(
                 pk__in=rest, status=N.SENDING, sending_at=claimed_at
             ).update(status=N.QUEUED, attempts=F("attempts") - 1, sending_at=None)
-            _enqueue([(pk, claimed[pk].channel) for pk in rest])
+            _enqueue([(pk, channel) for pk in rest])
             outcomes["handed on"] += released
-            break
-        outcomes[_send_claimed(claimed[notification_id], fixed_now=now)] += 1
     return +outcomes
 
 
@@ -414,33 +431,45 @@ def notification_send(notification_id: int, *, now: dt.datetime | None = None) -
     return outcome
 
 
-def _send_claimed(notification: Notification, *, fixed_now: dt.datetime | None) -> str:
-    """Call the transport for a claimed (``sending``) row and record the answer."""
-    now = fixed_now or timezone.now()
-
-    def after() -> dt.datetime:
-        # The provider call takes time: record when it answered, unless a caller (a test,
-        # a replay) fixed the clock.
-        return fixed_now or timezone.now()
-
+def _ready_to_send(
+    notification: Notification, *, fixed_now: dt.datetime | None
+) -> OutboundMessage | str:
+    """The message for a claimed (``sending``) row, or the outcome when it is not sent:
+    ``"cancelled"`` (no longer wanted) or what recording a failure to compose it gave."""
     why_not = _still_wanted(notification)
     if why_not:
         Notification.objects.filter(pk=notification.pk, status=N.SENDING).update(
-            status=N.CANCELLED, cancelled_at=now, error=why_not
+            status=N.CANCELLED, cancelled_at=fixed_now or timezone.now(), error=why_not
         )
         return "cancelled"
     try:
-        message = build_message(notification)
-        receipt = get_transport(notification.channel).notify(message)
-    except TransportError as exc:
-        return _record_error(notification, exc, now=after())
-    except Exception as exc:
+        return build_message(notification)
+    except Exception as exc:  # noqa: BLE001 - recorded and retried, see _record_answer
+        return _record_answer(notification, exc, fixed_now=fixed_now)
+
+
+def _record_answer(
+    notification: Notification,
+    answer: DeliveryReceipt | Exception,
+    *,
+    fixed_now: dt.datetime | None,
+) -> str:
+    """Record what the transport answered for a claimed row; return the outcome."""
+    # The provider call took time: record when it answered, unless a caller (a test, a
+    # replay) fixed the clock.
+    now = fixed_now or timezone.now()
+    if isinstance(answer, DeliveryReceipt):
+        return _record_receipt(notification, answer, now=now)
+    if not isinstance(answer, TransportError):
         # A bug or a misconfiguration (e.g. Twilio credentials missing): retry, so fixing
         # the deployment lets the notice through, and keep the traceback in the logs.
-        logger.exception("sending notification %s failed unexpectedly", notification.uuid)
-        error = TransportError(f"{type(exc).__name__}: {exc}", permanent=False)
-        return _record_error(notification, error, now=after())
-    return _record_receipt(notification, receipt, now=after())
+        logger.error(
+            "sending notification %s failed unexpectedly",
+            notification.uuid,
+            exc_info=(type(answer), answer, answer.__traceback__),
+        )
+        answer = TransportError(f"{type(answer).__name__}: {answer}", permanent=False)
+    return _record_error(notification, answer, now=now)
 
 
 # The table name is the model's own; every value is a parameter.

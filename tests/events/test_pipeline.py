@@ -204,6 +204,53 @@ def test_a_permanent_error_disables_the_method_alerts_the_account_manager_and_es
     assert services.notification_send(other.pk, now=NOW) == "cancelled"
 
 
+def test_a_batch_records_each_answer_and_cancels_what_is_no_longer_wanted(
+    call_event, live_twilio, enqueued, methods, django_capture_on_commit_callbacks
+):
+    event = call_event().event
+    sms = list(event.notifications.filter(contact_method__kind="sms").order_by("pk"))
+    assert len(sms) == 3  # Harbor's two sites to Dana, Northside's to Lee
+    live_twilio.reject(methods["dana_sms"].address, code=21610)
+    ContactMethod.objects.filter(pk=methods["lee_sms"].pk).update(disabled_at=NOW)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes = pipeline.notifications_send([n.pk for n in sms], now=NOW)
+
+    assert dict(outcomes) == {"failed": 2, "cancelled": 1}
+    statuses = dict(Notification.objects.filter(pk__in=[n.pk for n in sms]).values_list(
+        "contact_method__address", "status").distinct())  # fmt: skip
+    assert statuses == {
+        methods["dana_sms"].address: N.FAILED,
+        methods["lee_sms"].address: N.CANCELLED,
+    }
+    # Only Dana's two notices reached the provider; Lee's disabled number was never called.
+    assert [r.form["To"] for r in live_twilio.requests] == [methods["dana_sms"].address] * 2
+
+
+def test_a_batch_hands_back_the_rows_it_did_not_start_within_its_time_budget(
+    call_event, live_twilio, enqueued, monkeypatch
+):
+    event = call_event().event
+    ids = list(event.notifications.filter(contact_method__kind="sms").order_by("pk")
+               .values_list("pk", flat=True))  # fmt: skip
+    monkeypatch.setattr(pipeline, "BATCH_TIME_BUDGET", dt.timedelta(0))
+
+    outcomes = pipeline.notifications_send(ids, now=NOW)
+
+    assert dict(outcomes) == {"sent": 1, "handed on": 2}
+    rows = {row.pk: row for row in Notification.objects.filter(pk__in=ids)}
+    assert (rows[ids[0]].status, rows[ids[0]].attempts) == (N.SENT, 1)
+    for pk in ids[1:]:
+        assert (rows[pk].status, rows[pk].attempts, rows[pk].sending_at) == (N.QUEUED, 0, None)
+    assert sorted(pk for pk, _, _ in enqueued) == ids[1:]
+    assert len(live_twilio.requests) == 1
+
+    monkeypatch.setattr(pipeline, "BATCH_TIME_BUDGET", dt.timedelta(seconds=20))
+    assert dict(pipeline.notifications_send(ids, now=NOW)) == {"sent": 2, "skipped": 1}
+    for notification in Notification.objects.filter(pk__in=ids):
+        assert live_twilio.count_for(notification.uuid) == 1
+
+
 def test_the_sweeper_requeues_rows_stuck_in_sending_or_lost_in_queued(call_event, enqueued):
     event = call_event().event
     stuck_sending, lost, fresh = list(event.notifications.order_by("pk"))

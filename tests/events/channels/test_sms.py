@@ -1,13 +1,19 @@
-"""SMS through the real twilio client against the loopback Twilio stub."""
+"""SMS through the real twilio client against the loopback Twilio stub.
+
+Every single-message case runs twice (the ``send`` fixture): through ``notify`` (the
+client in synchronous mode) and as a batch of one through ``notify_many`` (the client in
+asynchronous mode, on the process's event loop), since a send task uses the latter.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
-from events.channels._twilio import BaseUrlHttpClient, TwilioSettings
-from events.channels.base import ReceiptStatus, TransportError
+from events.channels._twilio import AsyncBaseUrlHttpClient, BaseUrlHttpClient, TwilioSettings
+from events.channels.base import DeliveryReceipt, OutboundMessage, ReceiptStatus, TransportError
 from events.channels.sms import SmsTransport
 from tests.stubs.fixtures import STUB_ACCOUNT_SID, STUB_AUTH_TOKEN
 from tests.stubs.twilio import TwilioStub
@@ -29,12 +35,31 @@ def _transport(stub: TwilioStub, *, token: str = STUB_AUTH_TOKEN, timeout: float
     )
 
 
+Send = Callable[[SmsTransport, OutboundMessage], DeliveryReceipt]
+
+
+def _send_in_a_batch(transport: SmsTransport, message: OutboundMessage) -> DeliveryReceipt:
+    [(index, answer)] = list(transport.notify_many([message], deadline=time.monotonic() + 30))
+    assert index == 0
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
+
+
+@pytest.fixture(params=["notify", "notify_many"])
+def send(request: pytest.FixtureRequest) -> Send:
+    """Send one message through ``notify`` or through ``notify_many`` (raising its error)."""
+    if request.param == "notify":
+        return lambda transport, message: transport.notify(message)
+    return _send_in_a_batch
+
+
 def test_it_sends_through_the_twilio_client_to_the_base_url(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     message = make_message()
 
-    receipt = _transport(twilio_stub).notify(message)
+    receipt = send(_transport(twilio_stub), message)
 
     [request] = twilio_stub.requests
     assert request.resource == "Messages"
@@ -52,25 +77,28 @@ def test_it_sends_through_the_twilio_client_to_the_base_url(
 
 
 def test_it_counts_accepted_messages_per_notification_id(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     message = make_message()
     transport = _transport(twilio_stub)
 
-    transport.notify(message)
-    transport.notify(make_message())
+    send(transport, message)
+    send(transport, make_message())
 
     assert twilio_stub.count_for(message.notification_id) == 1
     assert sum(twilio_stub.accepted_counts.values()) == 2
 
 
 def test_it_ignores_edge_and_region_from_the_environment(
-    twilio_stub: TwilioStub, make_message: MessageFactory, monkeypatch: pytest.MonkeyPatch
+    twilio_stub: TwilioStub,
+    make_message: MessageFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    send: Send,
 ) -> None:
     monkeypatch.setenv("TWILIO_EDGE", "sydney")
     monkeypatch.setenv("TWILIO_REGION", "au1")
 
-    _transport(twilio_stub).notify(make_message())
+    send(_transport(twilio_stub), make_message())
 
     assert len(twilio_stub.accepted) == 1
 
@@ -84,20 +112,20 @@ def test_it_keeps_a_path_prefix_of_the_base_url() -> None:
 
 
 def test_it_omits_status_callback_without_a_callback_url(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
-    _transport(twilio_stub).notify(make_message(callback_url=None))
+    send(_transport(twilio_stub), make_message(callback_url=None))
 
     assert "StatusCallback" not in twilio_stub.requests[0].form
 
 
 def test_it_raises_permanent_error_for_invalid_number(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     twilio_stub.reject("+15005550001", code=21211)
 
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub).notify(make_message(address="+15005550001"))
+        send(_transport(twilio_stub), make_message(address="+15005550001"))
 
     assert caught.value.permanent is True
     assert caught.value.code == "21211"
@@ -106,24 +134,24 @@ def test_it_raises_permanent_error_for_invalid_number(
 
 
 def test_it_raises_permanent_error_for_unsubscribed_recipient(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     twilio_stub.reject("+15555550123", code=21610)
 
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub).notify(make_message(address="+15555550123"))
+        send(_transport(twilio_stub), make_message(address="+15555550123"))
 
     assert caught.value.permanent is True
     assert caught.value.code == "21610"
 
 
 def test_it_raises_transient_error_for_server_error(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     twilio_stub.script("500")
 
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub).notify(make_message())
+        send(_transport(twilio_stub), make_message())
 
     assert caught.value.permanent is False
     assert caught.value.code == "20500"
@@ -131,13 +159,13 @@ def test_it_raises_transient_error_for_server_error(
 
 
 def test_it_raises_transient_error_with_retry_after_for_rate_limit(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     twilio_stub.retry_after = "7"
     twilio_stub.script("429")
 
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub).notify(make_message())
+        send(_transport(twilio_stub), make_message())
 
     assert caught.value.permanent is False
     assert caught.value.retry_after == 7.0
@@ -145,13 +173,13 @@ def test_it_raises_transient_error_with_retry_after_for_rate_limit(
 
 
 def test_it_raises_transient_error_on_timeout(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     twilio_stub.script("timeout")
     started = time.monotonic()
 
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub, timeout=0.3).notify(make_message())
+        send(_transport(twilio_stub, timeout=0.3), make_message())
 
     assert caught.value.permanent is False
     assert "timed out" in caught.value.message
@@ -159,13 +187,13 @@ def test_it_raises_transient_error_on_timeout(
 
 
 def test_it_raises_transient_error_when_the_answer_is_lost_after_acceptance(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     message = make_message()
     twilio_stub.script("accepted_timeout")
 
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub, timeout=0.3).notify(message)
+        send(_transport(twilio_stub, timeout=0.3), message)
 
     # The provider has it although the client saw a failure: why the task layer keys
     # redelivery on the notification, not on the transport's answer.
@@ -174,17 +202,19 @@ def test_it_raises_transient_error_when_the_answer_is_lost_after_acceptance(
 
 
 def test_it_raises_transient_error_when_the_connection_drops(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     twilio_stub.script("reset")
 
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub).notify(make_message())
+        send(_transport(twilio_stub), make_message())
 
     assert caught.value.permanent is False
 
 
-def test_it_raises_transient_error_when_nothing_listens(make_message: MessageFactory) -> None:
+def test_it_raises_transient_error_when_nothing_listens(
+    make_message: MessageFactory, send: Send
+) -> None:
     stub = TwilioStub()
     stub.start()
     base_url = stub.base_url
@@ -200,16 +230,16 @@ def test_it_raises_transient_error_when_nothing_listens(make_message: MessageFac
     )
 
     with pytest.raises(TransportError) as caught:
-        transport.notify(make_message())
+        send(transport, make_message())
 
     assert caught.value.permanent is False
 
 
 def test_it_treats_rejected_credentials_as_transient(
-    twilio_stub: TwilioStub, make_message: MessageFactory
+    twilio_stub: TwilioStub, make_message: MessageFactory, send: Send
 ) -> None:
     with pytest.raises(TransportError) as caught:
-        _transport(twilio_stub, token="wrong").notify(make_message())
+        send(_transport(twilio_stub, token="wrong"), make_message())
 
     assert caught.value.permanent is False
     assert caught.value.code == "20003"
@@ -231,3 +261,93 @@ def test_it_reads_its_configuration_from_settings(settings, twilio_stub: TwilioS
     assert transport.config.base_url == twilio_stub.base_url
     assert transport.config.from_number == FROM_NUMBER
     assert transport.config.timeout > 0
+
+
+# --- a send task's batch: several requests in flight at once ---------------------------
+
+
+def test_a_batch_answers_each_message_with_its_own_outcome(
+    twilio_stub: TwilioStub, make_message: MessageFactory
+) -> None:
+    twilio_stub.reject("+15005550001", code=21211)
+    messages = [make_message(address=f"+1555555{index:04d}") for index in range(24)]
+    messages[5] = make_message(address="+15005550001")
+    messages[17] = make_message(address="+15005550001")
+
+    answers = dict(_transport(twilio_stub).notify_many(messages, deadline=time.monotonic() + 30))
+
+    assert sorted(answers) == list(range(24))
+    assert {index for index, answer in answers.items() if isinstance(answer, TransportError)} == {
+        5,
+        17,
+    }
+    assert answers[5].permanent is True and answers[5].code == "21211"
+    accepted = {request.form["To"]: request.sid for request in twilio_stub.accepted}
+    for index, message in enumerate(messages):
+        if index not in (5, 17):
+            assert answers[index].provider_reference == accepted[message.address]
+            assert twilio_stub.count_for(message.notification_id) == 1
+    assert len(twilio_stub.accepted) == 22
+
+
+def test_a_batch_keeps_several_requests_in_flight(
+    twilio_stub: TwilioStub, make_message: MessageFactory
+) -> None:
+    # The first request to arrive stalls until the client gives up. Sent one after the
+    # other, nothing else could be answered before it; sent concurrently, the rest is.
+    twilio_stub.script("timeout")
+    messages = [make_message(address=f"+1555555{index:04d}") for index in range(6)]
+
+    order = [
+        (index, isinstance(answer, TransportError))
+        for index, answer in _transport(twilio_stub, timeout=0.5).notify_many(
+            messages, deadline=time.monotonic() + 30
+        )
+    ]
+
+    assert [failed for _, failed in order] == [False] * 5 + [True]
+    assert sorted(index for index, _ in order) == list(range(6))
+    assert len(twilio_stub.accepted) == 5
+
+
+def test_a_batch_starts_nothing_after_its_deadline(
+    twilio_stub: TwilioStub, make_message: MessageFactory
+) -> None:
+    messages = [make_message(address=f"+1555555{index:04d}") for index in range(5)]
+
+    answers = list(_transport(twilio_stub).notify_many(messages, deadline=time.monotonic() - 1))
+
+    # The first message always goes (a batch makes progress); the rest is handed back.
+    assert [index for index, _ in answers] == [0]
+    assert [request.form["To"] for request in twilio_stub.requests] == [messages[0].address]
+
+
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"])
+def test_both_clients_take_the_proxy_from_the_environment_when_built(
+    twilio_stub: TwilioStub,
+    make_message: MessageFactory,
+    send: Send,
+    monkeypatch: pytest.MonkeyPatch,
+    no_proxy: str,
+) -> None:
+    # A proxy that does not answer: a request through it fails; NO_PROXY bypasses it.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    transport = _transport(twilio_stub, timeout=1.0)
+    # Read once, when built: a later change of the environment does not matter.
+    monkeypatch.delenv("HTTP_PROXY")
+
+    if no_proxy:
+        assert send(transport, make_message()).provider_reference.startswith("SM")
+    else:
+        with pytest.raises(TransportError, match="unreachable"):
+            send(transport, make_message())
+        assert twilio_stub.requests == []
+
+
+def test_the_async_client_rewrites_urls_like_the_sync_one() -> None:
+    client = AsyncBaseUrlHttpClient("https://proxy.internal/twilio/", timeout=1.0)
+
+    rewritten = client.rewrite("https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json")
+
+    assert rewritten == "https://proxy.internal/twilio/2010-04-01/Accounts/AC1/Messages.json"
