@@ -324,11 +324,13 @@ class SettlementRun(models.Model):
     Version 1 settles the period; a later version (a restatement after late meter data or
     an accepted dispute) holds only the differences against the last approved version.
     draft -> calculated -> approved -> exported; an approved version is superseded once a
-    restatement of it is approved.
+    restatement of it is approved. ``calculating``: a worker calculates the run in the
+    background (from draft or calculated; back to one of them when it is done or failed).
     """
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
+        CALCULATING = "calculating", "Calculating"
         CALCULATED = "calculated", "Calculated"
         APPROVED = "approved", "Approved"
         EXPORTED = "exported", "Exported"
@@ -371,6 +373,13 @@ class SettlementRun(models.Model):
     # The payment rules the lines were calculated with (``PaymentRules.to_dict()``), once
     # for the run: each line's details hold only that line's own inputs.
     rules = models.JSONField(default=dict, blank=True)
+    # The background calculation: when it was asked for (a run calculating for longer than
+    # the task's time limit has lost its worker), how far it got (sites settled of the
+    # program's sites, written from inside the calculation), and why the last one failed.
+    calculation_started_at = models.DateTimeField(null=True, blank=True)
+    calculation_sites_done = models.PositiveIntegerField(default=0)
+    calculation_sites_total = models.PositiveIntegerField(default=0)
+    calculation_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["program", "-period_start", "-version"]
@@ -383,6 +392,13 @@ class SettlementRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.program} {self.period_start:%Y-%m}–{self.period_end:%Y-%m} v{self.version}"
+
+    @property
+    def calculation_percent(self) -> int:
+        """How far the background calculation got, 0 to 100 (0 while reading its inputs)."""
+        if not self.calculation_sites_total:
+            return 0
+        return min(100, self.calculation_sites_done * 100 // self.calculation_sites_total)
 
 
 class LockedLineError(Exception):

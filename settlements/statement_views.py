@@ -7,10 +7,11 @@ object, and a run participants may not see yet (draft, calculated), answer 404 e
 like a missing one. Viewers read; admins and operators dispute and comment (403 for
 viewers). Console pages need staff with the matching permission (403 otherwise);
 Billing and Program managers also start, calculate, approve, export and restate runs
-there (a refusal, four eyes included, comes back as a message on the run page); deciding
-disputes is for program managers. Views validate the form, call one service or
-selector and render; the rules live in ``settlements.disputes`` and
-``settlements.statements``.
+there (a refusal, four eyes included, comes back as a message on the run page); a
+calculation runs in a worker while the run page polls its progress
+(:func:`console_run_progress`); deciding disputes is for program managers. Views
+validate the form, call one service or selector and render; the rules live in
+``settlements.disputes`` and ``settlements.statements``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from dr_platform.selectors import get_for_member, membership_role, require_role
@@ -35,10 +37,12 @@ from settlements import disputes, statements
 from settlements.billing import billing_export_create
 from settlements.models import BillingExport, Dispute, SettlementLine, SettlementRun
 from settlements.runs import (
+    CALCULATION_TIME_LIMIT,
     SettlementError,
+    calculation_stale,
     is_settlement_staff,
     settlement_run_approve,
-    settlement_run_calculate,
+    settlement_run_calculation_request,
     settlement_run_create,
     settlement_run_restate,
 )
@@ -403,7 +407,37 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
             "may_act": is_settlement_staff(request.user),
             "calculated_by_me": run.calculated_by_id == request.user.pk,
             "may_export_history": request.user.has_perm(EXPORT_VIEW_PERMISSION),
+            "stale": calculation_stale(run),
+            "time_limit_minutes": CALCULATION_TIME_LIMIT // 60,
         },
+    )
+
+
+@never_cache
+@staff_required
+@require_GET
+def console_run_progress(request: HttpRequest, run_id: int) -> JsonResponse:
+    """The run's calculation as JSON, for the run page's polling script: status, whether
+    it is still calculating (``finished`` false) or lost its worker (``stale``), sites
+    settled of the total and the percentage, then the outcome or the error."""
+    _require(request, RUN_VIEW_PERMISSION)
+    run = get_object_or_404(SettlementRun, pk=run_id)
+    return JsonResponse(
+        {
+            "status": run.status,
+            "status_label": run.get_status_display(),
+            "finished": run.status != SettlementRun.Status.CALCULATING,
+            "stale": calculation_stale(run),
+            "started_at": (
+                run.calculation_started_at.isoformat() if run.calculation_started_at else None
+            ),
+            "sites_done": run.calculation_sites_done,
+            "sites_total": run.calculation_sites_total,
+            "percent": run.calculation_percent,
+            "line_count": run.line_count,
+            "total": f"{run.total:.2f}",
+            "error": run.calculation_error,
+        }
     )
 
 
@@ -412,9 +446,11 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
 def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
     """POST ``action`` = ``calculate``, ``approve``, ``export`` or ``restate``: call that
     service and come back to the run page with what happened, or why it was refused (a run
-    in the wrong status; four eyes: the one who calculated a run does not approve it).
+    in the wrong status or being calculated; four eyes: the one who calculated a run does
+    not approve it).
 
-    Calculation runs within the request: a program of a few thousand sites takes seconds.
+    ``calculate`` only hands the run to a worker (a large program takes longer than a
+    request may): the run page then shows the progress, and the outcome once done.
     """
     _require_settlement_staff(request)
     run = get_object_or_404(SettlementRun, pk=run_id)
@@ -422,11 +458,11 @@ def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
     user = request.user
     try:
         if action == "calculate":
-            run = settlement_run_calculate(run=run, by=user)
-            messages.success(
+            run = settlement_run_calculation_request(run=run, by=user)
+            messages.info(
                 request,
-                f"Calculated: {run.line_count} line{'s' if run.line_count != 1 else ''}, "
-                f"total {statements.dollars(run.total)}. Someone other than you approves it.",
+                "Calculating in the background: this page follows the progress and shows the "
+                "outcome. Someone other than you approves the run.",
             )
         elif action == "approve":
             run = settlement_run_approve(run=run, by=user)

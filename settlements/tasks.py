@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from settlements import services
+from settlements.runs.services import CALCULATION_TIME_LIMIT
 
 
 @shared_task(name="settlements.meter_data_import", acks_late=True, queue="meterdata")
@@ -59,24 +60,33 @@ def performance_refresh_task() -> list[int]:
     name="settlements.settlement_run_calculate",
     acks_late=True,
     queue="settlements",
-    time_limit=30 * 60,
-    soft_time_limit=29 * 60,
+    time_limit=CALCULATION_TIME_LIMIT,
+    soft_time_limit=CALCULATION_TIME_LIMIT - 60,
 )
 def settlement_run_calculate_task(run_id: int, user_id: int) -> dict[str, str | int]:
-    """Calculate a settlement run for ``user_id`` (large programs); return its outcome.
+    """Calculate a settlement run that the console set ``calculating``, for ``user_id``;
+    return its outcome.
 
-    Safe to deliver twice: recalculating a calculated run replaces its lines with the same
-    ones, and an approved run is refused (the outcome then says so).
+    Safe to deliver twice: a run no longer ``calculating`` (its calculation ended, or
+    failed) is left alone, and two deliveries at once calculate one after the other (the
+    second then finds the run calculated).
     """
     from django.contrib.auth import get_user_model
 
     from settlements.models import SettlementRun
-    from settlements.runs import SettlementError, settlement_run_calculate
+    from settlements.runs import settlement_run_calculate_background
 
     run = SettlementRun.objects.get(pk=run_id)
     user = get_user_model().objects.get(pk=user_id)
-    try:
-        run = settlement_run_calculate(run=run, by=user)
-    except SettlementError as error:
-        return {"run": run_id, "status": run.status, "error": str(error)}
-    return {"run": run.pk, "status": run.status, "lines": run.line_count, "total": str(run.total)}
+    calculated = settlement_run_calculate_background(run=run, by=user)
+    if calculated is None:
+        run.refresh_from_db()
+        return {"run": run_id, "status": run.status, "skipped": "not calculating"}
+    if calculated.calculation_error:
+        return {"run": run_id, "status": calculated.status, "error": calculated.calculation_error}
+    return {
+        "run": run_id,
+        "status": calculated.status,
+        "lines": calculated.line_count,
+        "total": str(calculated.total),
+    }

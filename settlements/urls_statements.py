@@ -34,6 +34,11 @@ console_urlpatterns = [
         views.console_run_action,
         name="settlement_run_action",
     ),
+    path(
+        "settlements/runs/<int:run_id>/progress.json",
+        views.console_run_progress,
+        name="settlement_run_progress",
+    ),
     path("settlements/exports/", views.console_export_list, name="billing_exports"),
     path(
         "settlements/exports/<int:export_id>/download/",

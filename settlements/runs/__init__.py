@@ -12,9 +12,16 @@ message can be shown to the user as it is):
   period_end=None, by=)`` -> a ``draft`` version 1. Refuses an overlap with any other
   run of the program (open, or approved: restate that one).
 - ``settlement_run_calculate(run=, by=)`` -> the run, ``calculated``, its lines replaced
-  (see ``settlements.runs.calculation`` for what is read and how). Refused once approved.
-  The Celery task ``settlements.tasks.settlement_run_calculate_task(run_id, user_id)``
-  runs it on the "settlements" queue for large programs.
+  (see ``settlements.runs.calculation`` for what is read and how), within the caller's
+  request. Refused once approved, and while a worker calculates the run.
+- ``settlement_run_calculation_request(run=, by=)`` -> the run, ``calculating``: the
+  console's calculate button. Compare-and-set (a second click is refused); the Celery task
+  ``settlements.tasks.settlement_run_calculate_task(run_id, user_id)`` is enqueued on
+  commit and calls ``settlement_run_calculate_background(run=, by=)`` on the
+  "settlements" queue, which writes ``calculation_sites_done`` / ``_total`` as it goes and
+  leaves the run ``calculated``, or back where it was with ``calculation_error``. A run
+  ``calculating`` for longer than ``CALCULATION_TIME_LIMIT`` (``calculation_stale``) lost
+  its worker and may be calculated again (see ``settlements.runs.background``).
 - ``settlement_run_approve(run=, by=)`` -> the run, ``approved``; four eyes (not the
   calculating user), every line ``locked``, the restated version ``superseded``.
 - ``settlement_run_restate(run=, by=)`` -> version n+1, ``calculated``, holding only the
@@ -28,17 +35,24 @@ Selectors (``settlements.runs.selectors``): ``settlement_runs(program_id=, statu
 period_kind=, on=)``, ``run_lines(run)``, ``run_totals_by_kind(run)``,
 ``run_versions(run)``, ``run_exports(run)``; ``is_settlement_staff(user)`` for pages.
 
-Statuses: draft -> calculated -> approved -> exported; an approved or exported version is
-superseded once its restatement is approved. Locked lines refuse ``save``/``delete``
+Statuses: draft -> calculated -> approved -> exported (draft or calculated -> calculating ->
+calculated in the background); an approved or exported version is superseded once its
+restatement is approved. Locked lines refuse ``save``/``delete``
 (``settlements.models.LockedLineError``) and, on PostgreSQL, any UPDATE or DELETE.
 A participant statement of a period is the sum of its lines over all versions that are
 approved, exported or superseded.
 """
 
 from settlements.runs.access import is_settlement_staff, require_settlement_staff
+from settlements.runs.background import (
+    settlement_run_calculate_background,
+    settlement_run_calculation_request,
+)
 from settlements.runs.errors import SettlementError
 from settlements.runs.rules import payment_rules_add, program_rates_rules, rules_for
 from settlements.runs.services import (
+    CALCULATION_TIME_LIMIT,
+    calculation_stale,
     settlement_run_approve,
     settlement_run_calculate,
     settlement_run_create,
@@ -46,7 +60,9 @@ from settlements.runs.services import (
 )
 
 __all__ = [
+    "CALCULATION_TIME_LIMIT",
     "SettlementError",
+    "calculation_stale",
     "is_settlement_staff",
     "payment_rules_add",
     "program_rates_rules",
@@ -54,6 +70,8 @@ __all__ = [
     "rules_for",
     "settlement_run_approve",
     "settlement_run_calculate",
+    "settlement_run_calculate_background",
+    "settlement_run_calculation_request",
     "settlement_run_create",
     "settlement_run_restate",
 ]

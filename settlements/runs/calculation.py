@@ -34,7 +34,7 @@ import bisect
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -204,13 +204,26 @@ class _Commitments:
         return total
 
 
-def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
+#: How many progress reports a calculation makes at most (besides the first, at 0).
+PROGRESS_STEPS = 100
+
+
+def calculate_lines(
+    run: SettlementRun,
+    rules: PaymentRules,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Calculation:
     """Every line ``rules`` give the run's program for its period, with their sources.
 
     The inputs are read here; the lines are computed as ``Calculation.lines`` is consumed,
     in storage order. Lines are not stored here, and not yet differenced for a
     restatement (see ``settlements.runs.services``). Raises ``ValueError`` from the
     calculator (while consuming the lines) for an outcome the rules cannot treat.
+
+    ``on_progress(sites_done, sites_total)``, if given, is called as the lines are
+    consumed: once before the first site, then after an organization's sites whenever
+    another hundredth of the sites is done, and after the last one; never per line.
     """
     program = run.program
     zone = program.zone
@@ -349,9 +362,16 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
     def lines() -> Iterator[tuple[LineItem, LineSource]]:
         month_tuple, month_count = tuple(months), len(months)
         no_measure = (None, "")
+        report = on_progress
+        if report is not None:
+            sites_total = sum(len(site_ids) for site_ids in sites_of.values())
+            sites_done, step = 0, max(1, sites_total // PROGRESS_STEPS)
+            next_report = step
+            report(0, sites_total)
         for organization_id in sorted(set(sites_of) | set(others)):
             found: list[tuple[LineItem, LineSource]] = []
-            for site_id in sites_of.get(organization_id, ()):
+            site_ids = sites_of.get(organization_id, ())
+            for site_id in site_ids:
                 site = SitePeriod(
                     site_key=site_id,
                     committed_kw=site_kw_months[site_id] / month_count,
@@ -378,6 +398,11 @@ def calculate_lines(run: SettlementRun, rules: PaymentRules) -> Calculation:
             found.extend(others.get(organization_id, ()))
             found.sort(key=storage_order)
             yield from found
+            if report is not None and site_ids:
+                sites_done += len(site_ids)
+                if sites_done >= next_report or sites_done == sites_total:
+                    report(sites_done, sites_total)
+                    next_report = sites_done + step
 
     return Calculation(rules=rules, lines=lines(), notes=notes)
 

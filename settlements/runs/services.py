@@ -2,7 +2,11 @@
 
 Each service is one transaction; status changes are compare-and-set on the run's row, so
 two clerks clicking at once never both succeed. Refusals raise ``SettlementError`` (the
-message says why and what to do) or ``PermissionDenied`` (the wrong person).
+message says why and what to do) or ``PermissionDenied`` (the wrong person). A run being
+calculated in the background (``calculating``, see ``settlements.runs.background``) is
+left to its worker: it is not calculated again, approved or exported until it is done,
+unless it has been calculating for longer than the task's time limit
+(:func:`calculation_stale`).
 """
 
 from __future__ import annotations
@@ -39,8 +43,36 @@ from settlements.runs.errors import SettlementError
 from settlements.runs.rules import rules_for
 
 OPEN_STATUSES = (SettlementRun.Status.DRAFT, SettlementRun.Status.CALCULATED)
+#: Not approved yet: open, or being calculated in the background.
+UNFINISHED_STATUSES = (*OPEN_STATUSES, SettlementRun.Status.CALCULATING)
 APPROVED_STATUSES = (SettlementRun.Status.APPROVED, SettlementRun.Status.EXPORTED)
 _SIX = Decimal("0.000001")
+#: The hard time limit of the background calculation (``settlement_run_calculate_task``),
+#: seconds. A run still ``calculating`` after it has no worker any more (killed by the
+#: limit, or its host died and its message was lost): it may be calculated again.
+CALCULATION_TIME_LIMIT = 30 * 60
+
+
+def calculation_stale(run: SettlementRun, *, now: dt.datetime | None = None) -> bool:
+    """Whether ``run`` is ``calculating`` since longer than :data:`CALCULATION_TIME_LIMIT`
+    (or since an unknown time): no worker is on it any more, so it may be calculated
+    again. False for a run in any other status."""
+    if run.status != SettlementRun.Status.CALCULATING:
+        return False
+    if run.calculation_started_at is None:
+        return True
+    age = (now or timezone.now()) - run.calculation_started_at
+    return age > dt.timedelta(seconds=CALCULATION_TIME_LIMIT)
+
+
+def being_calculated(run: SettlementRun) -> SettlementError:
+    """The refusal for a run a worker is calculating right now."""
+    since = timezone.localtime(run.calculation_started_at) if run.calculation_started_at else None
+    return SettlementError(
+        f"Run {run.pk} is being calculated in the background"
+        + (f" (since {since:%H:%M:%S})" if since else "")
+        + "; its page shows the progress and then the outcome."
+    )
 
 
 def settlement_run_create(
@@ -75,7 +107,7 @@ def settlement_run_create(
         )
         for other in overlapping:
             same = (other.period_start, other.period_end) == (period_start, period_end)
-            if other.status in OPEN_STATUSES:
+            if other.status in UNFINISHED_STATUSES:
                 raise SettlementError(
                     f"Run {other.pk} ({other}) of {program} is still {other.status} for "
                     f"{other.period_start} to {other.period_end}; calculate and approve it, "
@@ -137,34 +169,51 @@ def settlement_run_calculate(*, run: SettlementRun, by: AbstractBaseUser) -> Set
 
     Raises ``PermissionDenied`` unless ``by`` is Billing or Program managers, and
     ``SettlementError`` for a run that is approved (restate it), exported or superseded,
-    or whose program has no payment rules in effect.
+    being calculated in the background (unless :func:`calculation_stale`), or whose
+    program has no payment rules in effect.
     """
     require_settlement_staff(by)
     with transaction.atomic():
         run = _locked(run)
-        if run.status not in OPEN_STATUSES:
+        if run.status == SettlementRun.Status.CALCULATING and not calculation_stale(run):
+            raise being_calculated(run)
+        if run.status not in UNFINISHED_STATUSES:
             raise SettlementError(
                 f"Run {run.pk} is {run.status}: its lines never change; restate it to correct them."
             )
-        Dispute.objects.filter(adjustment_line__run=run).update(adjustment_line=None)
-        run.lines.all().delete()
-        with _collector_paused():
-            stored = _calculate_and_store(run)
-        for dispute_id, line_id in stored.dispute_lines.items():
-            Dispute.objects.filter(pk=dispute_id).update(adjustment_line_id=line_id)
-        run.status = SettlementRun.Status.CALCULATED
-        run.total = stored.total
-        run.line_count = stored.count
-        run.calculated_by = by
-        run.calculated_at = timezone.now()
-        run.notes = stored.notes
-        run.rules = stored.rules
-        run.save(
-            update_fields=[
-                "status", "total", "line_count", "calculated_by", "calculated_at", "notes",
-                "rules",
-            ]
-        )  # fmt: skip
+        return calculate_held_run(run, by)
+
+
+def calculate_held_run(
+    run: SettlementRun,
+    by: AbstractBaseUser,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SettlementRun:
+    """The work of :func:`settlement_run_calculate` on a run the caller has checked and
+    holds (its row lock, or the background calculation's lock), inside the caller's
+    transaction. ``on_progress(sites_done, sites_total)`` is called as the sites are
+    settled (see ``calculate_lines``). Returns the run, ``calculated``."""
+    Dispute.objects.filter(adjustment_line__run=run).update(adjustment_line=None)
+    run.lines.all().delete()
+    with _collector_paused():
+        stored = _calculate_and_store(run, on_progress)
+    for dispute_id, line_id in stored.dispute_lines.items():
+        Dispute.objects.filter(pk=dispute_id).update(adjustment_line_id=line_id)
+    run.status = SettlementRun.Status.CALCULATED
+    run.total = stored.total
+    run.line_count = stored.count
+    run.calculated_by = by
+    run.calculated_at = timezone.now()
+    run.notes = stored.notes
+    run.rules = stored.rules
+    run.calculation_error = ""
+    run.save(
+        update_fields=[
+            "status", "total", "line_count", "calculated_by", "calculated_at", "notes",
+            "rules", "calculation_error",
+        ]
+    )  # fmt: skip
     return run
 
 
@@ -187,9 +236,13 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _calculate_and_store(run: SettlementRun) -> _Stored:
+def _calculate_and_store(
+    run: SettlementRun, on_progress: Callable[[int, int], None] | None = None
+) -> _Stored:
     """Compute ``run``'s lines (a restatement: their differences) and store them."""
-    calculation = calculate_lines(run, rules_for(run.program, run.period_start))
+    calculation = calculate_lines(
+        run, rules_for(run.program, run.period_start), on_progress=on_progress
+    )
     notes = list(calculation.notes)
     lines: Iterable[tuple[LineItem, LineSource]] = calculation.lines
     if run.restates_id is not None:
@@ -541,7 +594,7 @@ def settlement_run_restate(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
             ).order_by("-version")
             latest = versions.first()
             assert latest is not None
-            if latest.status in OPEN_STATUSES:
+            if latest.status in UNFINISHED_STATUSES:
                 raise SettlementError(
                     f"Version {latest.version} (run {latest.pk}) of this period is still "
                     f"{latest.status}; finish it before restating."

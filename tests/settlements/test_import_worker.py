@@ -1,4 +1,6 @@
-"""A large upload is imported by a real Celery worker process on the "meterdata" queue."""
+"""Background work of the settlements app in a real Celery worker process: a large upload
+imported on the "meterdata" queue, a settlement run calculated on the "settlements" queue
+while its console page polls the progress."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from settlements import services
-from settlements.models import MeterDataImport, MeterReading
+from settlements.models import MeterDataImport, MeterReading, SettlementRun
 from tests.enrollment.factories import MeterFactory
+from tests.factories import staff_user
+from tests.settlements.settlement_helpers import JULY, enroll, make_program
 from tests.settlements.test_import_helpers import canonical
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,16 +37,25 @@ def _database_url() -> str:
     )
 
 
-def _worker(environment: dict[str, str]) -> subprocess.Popen:
+def _worker(environment: dict[str, str], queue: str = "meterdata") -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable, "-m", "celery", "-A", "dr_platform", "worker", "--pool", "solo",
-            "--loglevel", "WARNING", "-Q", "meterdata",
-            "--hostname", f"test-meterdata-{uuid.uuid4().hex[:8]}@%h",
+            "--loglevel", "WARNING", "-Q", queue,
+            "--hostname", f"test-{queue}-{uuid.uuid4().hex[:8]}@%h",
         ],
         cwd=ROOT,
         env=environment,
     )  # fmt: skip
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def test_a_background_import_runs_in_a_worker_and_reports_progress(
@@ -74,12 +88,7 @@ def test_a_background_import_runs_in_a_worker_and_reports_progress(
             time.sleep(0.5)
             record.refresh_from_db()
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        _stop(worker)
     assert record.status == "succeeded", record.message
     assert record.rows_accepted == len(rows)
     assert record.bytes_processed == record.file_size
@@ -100,3 +109,46 @@ def test_a_redelivered_task_does_nothing(transactional_db, settings, tmp_path):
     assert meter_data_import_task.run(record.pk) == "succeeded"
     assert meter_data_import_task.run(record.pk) is None
     assert MeterReading.objects.count() == 1
+
+
+def test_the_calculate_button_has_a_worker_calculate_the_run_while_the_page_polls(
+    transactional_db, worker_environment, client
+):
+    # Two sites, no events: capacity at factor 1, 100 kW × $8 = $800.00 and 50 kW × $8 =
+    # $400.00, $1,200.00 in all.
+    program = make_program(capacity_rate="8", energy_rate="0.50")
+    enroll(program, "100")
+    enroll(program, "50")
+    manager = staff_user("Program managers")
+    from settlements.runs import settlement_run_create
+
+    run = settlement_run_create(program=program, period_kind="month", period_start=JULY, by=manager)
+    client.force_login(manager)
+    # The request commits at once (no test transaction here): the message is on the broker.
+    response = client.post(
+        reverse("console:settlement_run_action", args=[run.pk]), {"action": "calculate"}
+    )
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert (run.status, run.line_count) == ("calculating", 0)
+    progress_url = reverse("console:settlement_run_progress", args=[run.pk])
+    assert client.get(progress_url).json()["finished"] is False
+
+    worker = _worker({**worker_environment, "DATABASE_URL": _database_url()}, queue="settlements")
+    try:
+        deadline = time.monotonic() + 90
+        progress = client.get(progress_url).json()
+        while not progress["finished"] and time.monotonic() < deadline:
+            assert worker.poll() is None, "the worker exited"
+            time.sleep(0.5)
+            progress = client.get(progress_url).json()
+    finally:
+        _stop(worker)
+    assert progress["finished"] is True, progress
+    assert (progress["status"], progress["error"]) == ("calculated", "")
+    assert (progress["line_count"], progress["total"]) == (2, "1200.00")
+    run = SettlementRun.objects.get(pk=run.pk)
+    assert (run.status, run.calculated_by, str(run.total)) == ("calculated", manager, "1200.00")
+    assert sorted(str(line.amount) for line in run.lines.all()) == ["400.00", "800.00"]
+    page = client.get(reverse("console:settlement_run", args=[run.pk])).content.decode()
+    assert "Calculated: 2 lines, total $1,200.00" in page
