@@ -6,8 +6,12 @@ calls run on one asyncio loop in a daemon thread of the worker process, shared b
 its send tasks (and so by one connection pool per provider), and each answer travels back
 to the task's thread through a queue as soon as it arrives:
 
-    for index, outcome in send_concurrently(send_one, messages, deadline=...):
-        record(outcome)            # in the task's thread, while the others are in flight
+    for answers in send_concurrently(send_one, messages, deadline=...):
+        record(answers)    # in the task's thread, while the others are still in flight
+
+Each time, the task takes every answer that has arrived, so it records them in one
+database write (one commit instead of one per message) and never waits for an answer
+that has not come yet to record the ones it has.
 
 At most :data:`SEND_CONCURRENCY` of one batch are in flight at once. With a provider that
 answers in 200 ms this sends a batch of 50 in about a second instead of ten; on a loopback
@@ -104,14 +108,15 @@ def send_concurrently(
     *,
     deadline: float,
     concurrency: int = SEND_CONCURRENCY,
-) -> Iterator[tuple[int, Outcome | Exception]]:
+) -> Iterator[list[tuple[int, Outcome | Exception]]]:
     """Await ``send(item)`` for each item on the process loop, ``concurrency`` at a time.
 
-    Yields ``(index, outcome)`` in the order the answers arrive; an exception ``send``
-    raised is yielded as the outcome. An item whose turn comes after ``deadline`` (a
-    ``time.monotonic()`` value) is not sent and not yielded; the first item always is.
-    The caller may stop iterating at any time: calls already in flight still finish on
-    the loop, their answers dropped.
+    Yields lists of ``(index, outcome)``: waits for the next answer, then takes every
+    other answer that has arrived by then, so the caller handles them together while
+    the rest are in flight. An exception ``send`` raised is yielded as the outcome. An
+    item whose turn comes after ``deadline`` (a ``time.monotonic()`` value) is not sent
+    and not yielded; the first item always is. The caller may stop iterating at any
+    time: calls already in flight still finish on the loop, their answers dropped.
     """
     answers: queue.SimpleQueue = queue.SimpleQueue()
 
@@ -135,12 +140,19 @@ def send_concurrently(
             answers.put((None, _FINISHED))
 
     future = asyncio.run_coroutine_threadsafe(run_all(), process_loop.get())
-    while True:
-        index, outcome = answers.get()
-        if outcome is _FINISHED:
-            break
-        if outcome is not _NOT_STARTED:
-            yield index, outcome
+    finished = False
+    while not finished:
+        arrived = [answers.get()]
+        while not answers.empty():
+            arrived.append(answers.get_nowait())
+        group = []
+        for index, outcome in arrived:
+            if outcome is _FINISHED:
+                finished = True
+            elif outcome is not _NOT_STARTED:
+                group.append((index, outcome))
+        if group:
+            yield group
     future.result()  # re-raises what went wrong outside the sends themselves
 
 

@@ -16,7 +16,7 @@ needs to decide what happens next:
   credentials the retries go through.
 
 A send task hands a transport its whole batch through :meth:`Transport.notify_many`, which
-yields each message's answer as it comes. The default calls :meth:`Transport.notify` for
+yields the answers as they come. The default calls :meth:`Transport.notify` for
 one message after the other; a transport with an asynchronous client (SMS through Twilio)
 keeps several requests in flight at once instead.
 
@@ -151,16 +151,19 @@ class Transport(abc.ABC):
 
     def notify_many(
         self, messages: Sequence[OutboundMessage], *, deadline: float
-    ) -> Iterator[tuple[int, DeliveryReceipt | Exception]]:
-        """Send each of ``messages`` once; yield ``(index, receipt or error)`` per answer.
+    ) -> Iterator[list[tuple[int, DeliveryReceipt | Exception]]]:
+        """Send each of ``messages`` once; yield the answers as they come, in groups.
 
-        Answers come as the provider gives them, so the caller can record each before the
-        next arrives. A message not started by ``deadline`` (a ``time.monotonic()`` value)
-        is neither sent nor yielded: the caller hands it back. The first message is always
-        started. An error is yielded, never raised: a :class:`TransportError` as
-        :meth:`notify` raises it, anything else (a bug, a misconfiguration) as it came.
+        Each group holds ``(index, receipt or error)`` for the answers that arrived since
+        the previous group, so the caller records them together (one database write)
+        before it looks for more, while the rest are still in flight. A message not started
+        by ``deadline`` (a ``time.monotonic()`` value) is neither sent nor yielded: the
+        caller hands it back. The first message is always started. An error is yielded,
+        never raised: a :class:`TransportError` as :meth:`notify` raises it, anything
+        else (a bug, a misconfiguration) as it came.
 
-        This default sends one message after the other through :meth:`notify`.
+        This default sends one message after the other through :meth:`notify` and yields
+        each answer as a group of one.
         """
         for index, message in enumerate(messages):
             if index and time.monotonic() >= deadline:
@@ -168,9 +171,9 @@ class Transport(abc.ABC):
             try:
                 receipt = self.notify(message)
             except Exception as exc:  # noqa: BLE001 - handed to the caller, see above
-                yield index, exc
+                yield [(index, exc)]
             else:
-                yield index, receipt
+                yield [(index, receipt)]
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

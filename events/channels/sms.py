@@ -57,7 +57,7 @@ class SmsTransport(Transport):
 
     def notify_many(
         self, messages: Sequence[OutboundMessage], *, deadline: float
-    ) -> Iterator[tuple[int, DeliveryReceipt | Exception]]:
+    ) -> Iterator[list[tuple[int, DeliveryReceipt | Exception]]]:
         """Send a batch concurrently; answers and errors as :meth:`notify` gives them
         (the contract is :meth:`Transport.notify_many`)."""
         return send_concurrently(self._notify_async, messages, deadline=deadline)

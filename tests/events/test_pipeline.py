@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from dr_platform.models import OutboxMessage
 from enrollment.models import ContactMethod
 from events import services, tasks
+from events.channels import DeliveryReceipt, ReceiptStatus
 from events.models import DutyAssignment, EscalationStep, Notification, Participation
 from events.services import pipeline
 from tests.events.conftest import NOW, START
@@ -225,6 +226,32 @@ def test_a_batch_records_each_answer_and_cancels_what_is_no_longer_wanted(
     }
     # Only Dana's two notices reached the provider; Lee's disabled number was never called.
     assert [r.form["To"] for r in live_twilio.requests] == [methods["dana_sms"].address] * 2
+
+
+def test_the_answers_that_arrived_together_are_recorded_in_one_statement(call_event):
+    rows = list(call_event().event.notifications.order_by("pk")[:3])
+    Notification.objects.filter(pk__in=[r.pk for r in rows]).update(status=N.SENDING)
+    # A status callback outran the third row's receipt: it is delivered already.
+    delivered_at = NOW - dt.timedelta(seconds=1)
+    Notification.objects.filter(pk=rows[2].pk).update(status=N.DELIVERED, delivered_at=delivered_at)
+    receipts = [
+        (rows[0], DeliveryReceipt("SM-queued", ReceiptStatus.QUEUED)),
+        (rows[1], DeliveryReceipt("outbox-1", ReceiptStatus.DELIVERED)),
+        (rows[2], DeliveryReceipt("SM-late", ReceiptStatus.QUEUED)),
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = pipeline._record_receipts(receipts, now=NOW)
+
+    assert dict(outcomes) == {"sent": 2, "delivered": 1}
+    assert len([q for q in queries if q["sql"].startswith("UPDATE")]) == 1
+    after = {row.pk: row for row in Notification.objects.filter(pk__in=[r.pk for r in rows])}
+    first, second, third = (after[r.pk] for r in rows)
+    assert (first.status, first.provider_reference, first.sent_at) == (N.SENT, "SM-queued", NOW)
+    assert first.delivered_at is None
+    assert (second.status, second.delivered_at, second.sent_at) == (N.DELIVERED, NOW, NOW)
+    assert (third.status, third.delivered_at) == (N.DELIVERED, delivered_at)
+    assert (third.provider_reference, third.sent_at) == ("SM-late", NOW)
 
 
 def test_a_batch_hands_back_the_rows_it_did_not_start_within_its_time_budget(

@@ -39,7 +39,7 @@ Send = Callable[[SmsTransport, OutboundMessage], DeliveryReceipt]
 
 
 def _send_in_a_batch(transport: SmsTransport, message: OutboundMessage) -> DeliveryReceipt:
-    [(index, answer)] = list(transport.notify_many([message], deadline=time.monotonic() + 30))
+    [[(index, answer)]] = list(transport.notify_many([message], deadline=time.monotonic() + 30))
     assert index == 0
     if isinstance(answer, Exception):
         raise answer
@@ -274,7 +274,9 @@ def test_a_batch_answers_each_message_with_its_own_outcome(
     messages[5] = make_message(address="+15005550001")
     messages[17] = make_message(address="+15005550001")
 
-    answers = dict(_transport(twilio_stub).notify_many(messages, deadline=time.monotonic() + 30))
+    groups = list(_transport(twilio_stub).notify_many(messages, deadline=time.monotonic() + 30))
+
+    answers = dict(answer for group in groups for answer in group)
 
     assert sorted(answers) == list(range(24))
     assert {index for index, answer in answers.items() if isinstance(answer, TransportError)} == {
@@ -298,12 +300,15 @@ def test_a_batch_keeps_several_requests_in_flight(
     twilio_stub.script("timeout")
     messages = [make_message(address=f"+1555555{index:04d}") for index in range(6)]
 
+    groups = list(
+        _transport(twilio_stub, timeout=0.5).notify_many(messages, deadline=time.monotonic() + 30)
+    )
+
     order = [
-        (index, isinstance(answer, TransportError))
-        for index, answer in _transport(twilio_stub, timeout=0.5).notify_many(
-            messages, deadline=time.monotonic() + 30
-        )
+        (index, isinstance(answer, TransportError)) for group in groups for index, answer in group
     ]
+    # The stalled message's error comes alone, after the others were yielded.
+    assert groups[-1] == [(groups[-1][0][0], groups[-1][0][1])]
 
     assert [failed for _, failed in order] == [False] * 5 + [True]
     assert sorted(index for index, _ in order) == list(range(6))
@@ -315,10 +320,10 @@ def test_a_batch_starts_nothing_after_its_deadline(
 ) -> None:
     messages = [make_message(address=f"+1555555{index:04d}") for index in range(5)]
 
-    answers = list(_transport(twilio_stub).notify_many(messages, deadline=time.monotonic() - 1))
+    groups = list(_transport(twilio_stub).notify_many(messages, deadline=time.monotonic() - 1))
 
     # The first message always goes (a batch makes progress); the rest is handed back.
-    assert [index for index, _ in answers] == [0]
+    assert [index for group in groups for index, _ in group] == [0]
     assert [request.form["To"] for request in twilio_stub.requests] == [messages[0].address]
 
 
