@@ -179,6 +179,7 @@ def prepare(now: dt.datetime):
 
     have = Enrollment.objects.filter(program=program, status=Enrollment.Status.ACTIVE).count()
     if have == SITES:
+        _analyze_participants()
         return program, manager
     if have:
         raise SystemExit(
@@ -259,7 +260,21 @@ def prepare(now: dt.datetime):
             ],
             batch_size=5000,
         )
+    _analyze_participants()
     return program, manager
+
+
+def _analyze_participants() -> None:
+    """Give PostgreSQL statistics for the participants' tables, as a live database has
+    for its long-standing rows (this machine's server runs without autovacuum; without
+    them every send batch scanned all 20,000 contact methods). The notification tables
+    keep the statistics of before the dispatch, as they would in production."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for model in ("organization", "site", "contact", "contact_sites", "contactmethod",
+                      "enrollment", "program"):  # fmt: skip
+            cursor.execute(f"ANALYZE enrollment_{model}")
 
 
 # --- the run -------------------------------------------------------------------------
