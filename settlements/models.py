@@ -621,7 +621,13 @@ class SettlementLine(models.Model):
         event id, reference or None), the ``LineItem.key`` that restatement differences
         match lines by (``settlements.runs.services.approved_lines`` reads stored lines back
         under the same key; an empty ``reference`` is stored for none)."""
-        return (self.kind, self.site_id, self.event_id, self.reference or None)
+        return line_key(self.kind, self.site_id, self.event_id, self.reference)
+
+
+def line_key(kind: str, site_id: int | None, event_id: int | None, reference: str) -> LineKey:
+    """A settlement line's identity across versions from its stored columns (see
+    :meth:`SettlementLine.key`; an empty ``reference`` stands for none)."""
+    return (kind, site_id, event_id, reference or None)
 
 
 class Dispute(models.Model):

@@ -29,7 +29,13 @@ from django.utils import timezone
 
 from dr_platform.bulk import copy_text
 from enrollment.models import Program
-from settlements.models import Dispute, DisputeEntry, SettlementLine, SettlementRun
+from settlements.models import (
+    Dispute,
+    DisputeEntry,
+    SettlementLine,
+    SettlementRun,
+    line_key,
+)
 from settlements.payments import LineItem, difference
 from settlements.payments.lines import LineKey
 from settlements.runs.access import require_settlement_staff
@@ -308,7 +314,7 @@ def approved_lines(run: SettlementRun) -> tuple[list[LineItem], dict[LineKey, Li
         kind, site_id, event_id, reference, quantity, unit, rate, amount, explanation,
         organization_id, event_start, performance_id, installment_id,
     ) in rows:  # fmt: skip
-        key: LineKey = (kind, site_id, event_id, reference or None)
+        key = line_key(kind, site_id, event_id, reference)
         previous = summed.get(key)
         if previous is None:
             summed[key] = LineItem(
