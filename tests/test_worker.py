@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -14,30 +11,13 @@ from celery.contrib.testing.worker import start_worker
 from dr_platform.celery import ALL_QUEUES, CHANNEL_QUEUES, ping
 from dr_platform.celery import app as celery_app
 from tests.conftest import redis_url
+from tests.workers import start_celery_worker, stop_celery_worker
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.worker
 
 
-def _worker(environment: dict[str, str], queues: tuple[str, ...] = ALL_QUEUES) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "dr_platform", "worker",
-            "--pool", "solo", "--loglevel", "WARNING", "-Q", ",".join(queues),
-            "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",
-        ],
-        cwd=ROOT,
-        env=environment,
-    )  # fmt: skip
-
-
-def _stop(worker: subprocess.Popen) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+def _worker(environment: dict[str, str], queues: tuple[str, ...] = ALL_QUEUES):
+    return start_celery_worker(environment, queues)
 
 
 def test_the_pipeline_defaults_are_safe_for_notifications():
@@ -63,7 +43,7 @@ def test_a_task_round_trips_through_a_worker_subprocess(worker_environment):
         payload = f"subprocess-{uuid.uuid4()}"
         assert ping.delay(payload).get(timeout=60) == payload
     finally:
-        _stop(worker)
+        stop_celery_worker(worker)
 
 
 def test_a_task_sent_to_a_channel_queue_reaches_a_worker_of_that_queue(worker_environment):
@@ -72,7 +52,7 @@ def test_a_task_sent_to_a_channel_queue_reaches_a_worker_of_that_queue(worker_en
         payload = f"sms-queue-{uuid.uuid4()}"
         assert ping.apply_async((payload,), queue="sms").get(timeout=60) == payload
     finally:
-        _stop(worker)
+        stop_celery_worker(worker)
 
 
 @pytest.mark.redis
@@ -85,5 +65,5 @@ def test_a_task_round_trips_through_redis(worker_environment):
         result = producer.send_task("dr_platform.ping", args=(payload,), queue="default")
         assert result.get(timeout=60) == payload
     finally:
-        _stop(worker)
+        stop_celery_worker(worker)
         producer.close()

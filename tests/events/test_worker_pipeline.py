@@ -11,15 +11,11 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
@@ -38,8 +34,8 @@ from tests.enrollment.factories import (
 from tests.events.conftest import STUB_ACCOUNT_SID, STUB_AUTH_TOKEN
 from tests.factories import OrganizationFactory, staff_user
 from tests.stubs.twilio import TwilioStub
+from tests.workers import database_url, start_celery_worker, stop_celery_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 SITE_URL = "https://dr.example.com"
 N = Notification.Status
 
@@ -49,16 +45,6 @@ pytestmark = [
     # test re-runs post_migrate, which re-creates the staff groups for the tests that follow.)
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
 
 
 @pytest.fixture
@@ -99,34 +85,20 @@ def start_worker(worker_environment, live, settings) -> Iterator[Callable[[], su
         environment = {
             **worker_environment,
             **live,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "LOG_LEVEL": "WARNING",
         }
         limits = settings.NOTIFICATION_RATE_LIMITS
         environment["NOTIFICATION_RATE_LIMITS"] = ",".join(
             f"{kind}={limit or 'none'}" for kind, limit in limits.items()
         )
-        worker = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "dr_platform", "worker",
-                "--pool", "solo", "--loglevel", "WARNING", "-Q", "sms",
-                "--hostname", f"events-{uuid.uuid4().hex[:8]}@%h",
-            ],
-            cwd=ROOT,
-            env=environment,
-        )  # fmt: skip
+        worker = start_celery_worker(environment, ["sms"], name="events")
         started.append(worker)
         return worker
 
     yield start
     for worker in started:
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_celery_worker(worker)
 
 
 @pytest.fixture

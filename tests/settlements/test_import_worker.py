@@ -5,14 +5,9 @@ while its console page polls the progress."""
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from settlements import services
@@ -21,41 +16,13 @@ from tests.enrollment.factories import MeterFactory
 from tests.factories import staff_user
 from tests.settlements.settlement_helpers import JULY, enroll, make_program
 from tests.settlements.test_import_helpers import canonical
+from tests.workers import database_url, start_celery_worker, stop_celery_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.worker
 
 
-def _database_url() -> str:
-    """The URL of this test run's database, for a worker process to use the same one."""
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings['NAME']}"
-    return (
-        f"postgres://{settings['USER']}:{settings.get('PASSWORD') or ''}@{settings['HOST']}:"
-        f"{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
-
-
-def _worker(environment: dict[str, str], queue: str = "meterdata") -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "dr_platform", "worker", "--pool", "solo",
-            "--loglevel", "WARNING", "-Q", queue,
-            "--hostname", f"test-{queue}-{uuid.uuid4().hex[:8]}@%h",
-        ],
-        cwd=ROOT,
-        env=environment,
-    )  # fmt: skip
-
-
-def _stop(worker: subprocess.Popen) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+def _worker(environment: dict[str, str], queue: str = "meterdata"):
+    return start_celery_worker(environment, [queue], name=f"test-{queue}")
 
 
 def test_a_background_import_runs_in_a_worker_and_reports_progress(
@@ -76,7 +43,7 @@ def test_a_background_import_runs_in_a_worker_and_reports_progress(
     worker = _worker(
         {
             **worker_environment,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         }
     )
@@ -88,7 +55,7 @@ def test_a_background_import_runs_in_a_worker_and_reports_progress(
             time.sleep(0.5)
             record.refresh_from_db()
     finally:
-        _stop(worker)
+        stop_celery_worker(worker)
     assert record.status == "succeeded", record.message
     assert record.rows_accepted == len(rows)
     assert record.bytes_processed == record.file_size
@@ -134,7 +101,7 @@ def test_the_calculate_button_has_a_worker_calculate_the_run_while_the_page_poll
     progress_url = reverse("console:settlement_run_progress", args=[run.pk])
     assert client.get(progress_url).json()["finished"] is False
 
-    worker = _worker({**worker_environment, "DATABASE_URL": _database_url()}, queue="settlements")
+    worker = _worker({**worker_environment, "DATABASE_URL": database_url()}, queue="settlements")
     try:
         deadline = time.monotonic() + 90
         progress = client.get(progress_url).json()
@@ -143,7 +110,7 @@ def test_the_calculate_button_has_a_worker_calculate_the_run_while_the_page_poll
             time.sleep(0.5)
             progress = client.get(progress_url).json()
     finally:
-        _stop(worker)
+        stop_celery_worker(worker)
     assert progress["finished"] is True, progress
     assert (progress["status"], progress["error"]) == ("calculated", "")
     assert (progress["line_count"], progress["total"]) == (2, "1200.00")
