@@ -228,6 +228,19 @@ def test_a_batch_records_each_answer_and_cancels_what_is_no_longer_wanted(
     assert [r.form["To"] for r in live_twilio.requests] == [methods["dana_sms"].address] * 2
 
 
+def test_a_batch_reads_what_its_messages_need_in_three_queries(call_event, live_twilio, enqueued):
+    # One notice per site to Dana's or Lee's phone: three in this event. Reading what
+    # each message needs must not cost a query per row (content, address, options).
+    event = call_event(kind="test").event
+    ids = list(event.notifications.values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = pipeline.notifications_send(ids, now=NOW)
+    assert outcomes == {"sent": 3} and len(ids) == 3
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+    # The claim (rows locked by id), the claimed rows with what composing needs, their events.
+    assert len(reads) == 3, reads
+
+
 def test_the_answers_that_arrived_together_are_recorded_in_one_statement(call_event):
     rows = list(call_event().event.notifications.order_by("pk")[:3])
     Notification.objects.filter(pk__in=[r.pk for r in rows]).update(status=N.SENDING)
