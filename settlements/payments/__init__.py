@@ -37,7 +37,8 @@ Inputs:
   events.
 
 Outputs: :class:`LineItem` (kind, site / event key, reference, quantity, unit, rate,
-amount, explanation, details). Line builders: :func:`settle_site` (all of them), or one
+amount, explanation, details). Line builders: :func:`settle_site` (all of them;
+:func:`settle_sites` for many sites under the same rules, in one call), or one
 kind at a time: :func:`capacity_line` (kind ``capacity``, or ``penalty`` when the factor
 is negative), :func:`energy_lines`, :func:`season_line`, :func:`excess_energy_lines`;
 for amounts computed elsewhere :func:`enablement_line`, :func:`clawback_line`,
@@ -66,6 +67,7 @@ from settlements.payments.calculate import (
     performance_factor,
     season_line,
     settle_site,
+    settle_sites,
 )
 from settlements.payments.lines import (
     KINDS,
@@ -109,5 +111,6 @@ __all__ = [
     "rules_in_effect",
     "season_line",
     "settle_site",
+    "settle_sites",
     "total",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,31 @@ from settlements.payments.rules import PaymentRules
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+
+
+class _Terms:
+    """What the lines of every site share under one set of rules (rate texts, the months'
+    ISO dates), worked out once per :func:`settle_sites` call, not once per site: a season
+    run settles ~1,000 sites with the same rules. Display only, like ``_text``."""
+
+    __slots__ = ("capacity_rate_text", "energy_rate_text", "iso_months")
+
+    def __init__(self, rules: PaymentRules) -> None:
+        capacity, energy = rules.capacity_rate, rules.energy_rate
+        self.capacity_rate_text = None if capacity is None else _text.rate(capacity)
+        self.energy_rate_text = None if energy is None else f" × {_text.rate(energy)}/kWh"
+        self.iso_months: dict[dt.date, str] = {}
+
+    def iso(self, months: Sequence[dt.date]) -> list[str]:
+        """``month.isoformat()`` of each month, each written once."""
+        known = self.iso_months
+        texts = []
+        for month in months:
+            text = known.get(month)
+            if text is None:
+                text = known[month] = month.isoformat()
+            texts.append(text)
+        return texts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +162,13 @@ def capacity_line(site: SitePeriod, rules: PaymentRules) -> LineItem | None:
 
 
 def _capacity_line(
-    site: SitePeriod, rules: PaymentRules, performance: PerformanceFactor
+    site: SitePeriod,
+    rules: PaymentRules,
+    performance: PerformanceFactor,
+    terms: _Terms | None = None,
 ) -> LineItem:
+    if terms is None:
+        terms = _Terms(rules)
     rate = rules.capacity_rate
     assert rate is not None
     months = site.months
@@ -160,12 +190,13 @@ def _capacity_line(
     unit = rules.capacity_unit
     explanation = (
         f"Committed {_text.kw(committed)} kW × {span} = {_text.kw(quantity)} {unit} × "
-        f"{_text.rate(rate)}/{unit} × {performance.explanation} = {_text.dollars(amount)}"
+        f"{terms.capacity_rate_text}/{unit} × {performance.explanation} = "
+        f"{_text.dollars(amount)}"
     )
     details = {
         "committed_kw": str(committed),
-        "paid_months": [month.isoformat() for month in paid],
-        "voided_months": [month.isoformat() for month in performance.voided_months],
+        "paid_months": terms.iso(paid),
+        "voided_months": terms.iso(performance.voided_months),
         "failed_events": [
             {"event_key": key, "month": month.isoformat(), "performance_ratio": str(ratio)}
             for key, month, ratio in performance.failed_events
@@ -204,25 +235,66 @@ def energy_lines(site: SitePeriod, rules: PaymentRules) -> list[LineItem]:
 
 
 def _energy_lines(
-    site: SitePeriod, rules: PaymentRules, assessments: Sequence[EventAssessment]
+    site: SitePeriod,
+    rules: PaymentRules,
+    assessments: Sequence[EventAssessment],
+    terms: _Terms | None = None,
 ) -> list[LineItem]:
     rate = rules.energy_rate
     if rate is None:
         return []
-    # The same for every event of the site: worked out once.
-    rate_text = f" × {_text.rate(rate)}/kWh"
+    if terms is None:
+        terms = _Terms(rules)
+    rate_text = terms.energy_rate_text
     threshold = rules.threshold_ratio
     by_threshold = rules.factor_method == "threshold" and threshold is not None
     floor, cap = rules.energy_floor_per_event, rules.energy_cap_per_event
     limited = floor is not None or cap is not None
-    kw, dollars, site_key = _text.kw, _text.dollars, site.site_key
+    # Most lines: an event counted as measured from totals, with nothing to note, under
+    # rules without a threshold or limits. Their text and details written out here, as
+    # the general path below writes them.
+    plain_rules = not by_threshold and not limited
+    kw, dollars, site_key, computed = _text.kw, _text.dollars, site.site_key, LineItem._computed
     lines = []
     for item in assessments:
-        if not item.counted:
+        treatment = item.treatment
+        if treatment == "excluded":
             continue
         kwh = item.reduction_kwh
         raw = kwh * rate
-        if item.treatment == "counted":
+        outcome = item.outcome
+        if (
+            plain_rules
+            and treatment == "counted"
+            and not item.note
+            and outcome.reduction_kw is None
+        ):
+            details = {
+                "committed_kw": str(outcome.committed_kw),
+                "treatment": treatment,
+                "reduction_kwh": str(kwh),
+                "average_kw": str(item.average_kw),
+                "performance_ratio": str(item.performance_ratio),
+            }
+            if outcome.is_test:
+                details["is_test"] = True
+            if outcome.opted_out:
+                details["opted_out"] = True
+            lines.append(
+                computed(
+                    "energy",
+                    site_key,
+                    outcome.event_key,
+                    kwh,
+                    "kWh",
+                    rate,
+                    raw,
+                    f"Reduction {kw(kwh)} kWh{rate_text} = {dollars(raw)}",
+                    details,
+                )
+            )
+            continue
+        if treatment == "counted":
             text = f"Reduction {kw(kwh)} kWh{_interval_text(item)}{rate_text} = {dollars(raw)}"
         else:
             text = f"{_capitalised(item.note)}: {kw(kwh)} kWh{rate_text} = {dollars(raw)}"
@@ -245,9 +317,7 @@ def _energy_lines(
         if voided:
             details["voided_by_threshold"] = True
         lines.append(
-            LineItem._computed(
-                "energy", site_key, item.outcome.event_key, kwh, "kWh", rate, amount, text, details
-            )
+            computed("energy", site_key, outcome.event_key, kwh, "kWh", rate, amount, text, details)
         )
     return lines
 
@@ -355,18 +425,36 @@ def settle_site(site: SitePeriod, rules: PaymentRules) -> list[LineItem]:
     for are left out. Raises ``ValueError`` for an outcome the rules cannot treat
     (``"floor_interval"`` with totals only).
     """
+    return _settle(site, rules, _Terms(rules))
+
+
+def settle_sites(sites: Iterable[SitePeriod], rules: PaymentRules) -> Iterator[list[LineItem]]:
+    """:func:`settle_site` for each site, in the given order, under the same ``rules``: the
+    batch entry point of a settlement run (what the lines of all sites share is worked
+    out once). Yields each site's lines as it is settled; raises as ``settle_site``."""
+    terms = _Terms(rules)
+    for site in sites:
+        yield _settle(site, rules, terms)
+
+
+def _settle(site: SitePeriod, rules: PaymentRules, terms: _Terms) -> list[LineItem]:
     assessments = assess_events(site.events, rules)
     lines: list[LineItem] = []
     if rules.capacity_rate is not None:
-        lines.append(_capacity_line(site, rules, _performance_factor(assessments, rules)))
+        lines.append(_capacity_line(site, rules, _performance_factor(assessments, rules), terms))
     season = _season_line(site, rules, assessments)
     if season is not None:
         lines.append(season)
-    energy = {line.event_key: line for line in _energy_lines(site, rules, assessments)}
+    energy = _energy_lines(site, rules, assessments, terms)
+    if rules.excess_energy_rate is None:
+        # No excess lines: the energy lines are already one per counted event, in order.
+        lines.extend(energy)
+        return lines
+    by_event = {line.event_key: line for line in energy}
     excess = {line.event_key: line for line in _excess_lines(site, rules, assessments)}
     for item in assessments:
         key = item.outcome.event_key
-        lines.extend(line for line in (energy.get(key), excess.get(key)) if line is not None)
+        lines.extend(line for line in (by_event.get(key), excess.get(key)) if line is not None)
     return lines
 
 

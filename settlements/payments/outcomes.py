@@ -100,6 +100,42 @@ class EventOutcome:
             )
 
     @classmethod
+    def from_totals(
+        cls,
+        event_key: Key,
+        event_date: dt.date,
+        committed_kw: Decimal,
+        reduction_kwh: Decimal | float,
+        average_reduction_kw: Decimal | float,
+        *,
+        is_test: bool = False,
+        opted_out: bool = False,
+    ) -> EventOutcome:
+        """An outcome given as totals (``reduction_kwh`` and ``average_reduction_kw``, floats
+        as performance rows store them, or Decimals), the same as ``EventOutcome(...)`` with
+        those fields, made with fewer steps: a season run makes ~10,000.
+
+        ``committed_kw`` must be a positive finite Decimal (the caller has checked it: it
+        is not checked again); ``event_date`` a date. Raises ``ValueError`` for a
+        reduction that is not finite, as ``__init__`` does.
+        """
+        outcome = object.__new__(cls)
+        # Frozen: the fields are set as the dataclass's own __init__ would, without it.
+        outcome.__dict__.update(
+            event_key=event_key,
+            event_date=event_date,
+            committed_kw=committed_kw,
+            reduction_kw=None,
+            interval_minutes=None,
+            reduction_kwh=_finite_decimal("reduction_kwh", reduction_kwh),
+            average_reduction_kw=_finite_decimal("average_reduction_kw", average_reduction_kw),
+            excess_kwh=None,
+            is_test=is_test,
+            opted_out=opted_out,
+        )
+        return outcome
+
+    @classmethod
     def from_performance(
         cls,
         performance: Any,

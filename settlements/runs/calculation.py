@@ -1,8 +1,9 @@
 """A run's lines computed from the database: its inputs read in bulk, then the calculator.
 
-One query per kind of input, whatever the number of sites: events, participations,
-current performances, enrollments, nominations, installments, disputes. Everything else
-happens in Python with ``settlements.payments`` (which rounds amounts, at the line only).
+One query per kind of input, whatever the number of sites: events, participations with
+their current performances (one joined query), enrollments, nominations, installments,
+disputes. Everything else happens in Python with ``settlements.payments`` (which rounds
+amounts, at the line only).
 
 Choices (documented for the statements pages built on top):
 
@@ -33,12 +34,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db.models import Q
+from django.db.models import FilteredRelation, Q, TextField
+from django.db.models.functions import Cast
 
 from enrollment.models import EnablementInstallment, Enrollment, Nomination
 from enrollment.selectors import payable_installments
@@ -52,7 +55,7 @@ from settlements.payments import (
     adjustment_line,
     clawback_line,
     enablement_line,
-    settle_site,
+    settle_sites,
 )
 
 #: Enrollment statuses whose commitments are paid for the time they were in effect.
@@ -63,7 +66,9 @@ SETTLED_STATUSES = (
     Enrollment.Status.TERMINATED,
 )
 
-#: Columns of a current performance a run reads (``intervals`` only for floor_interval).
+#: Columns of a current performance (:func:`current_performances`; the settlement benchmark's
+#: reference read). A run reads the same measurement joined onto the participations
+#: (:data:`PARTICIPATION_COLUMNS`).
 PERFORMANCE_COLUMNS = (
     "pk",
     "participation_id",
@@ -76,6 +81,32 @@ PERFORMANCE_COLUMNS = (
     "average_reduction_kw",
     "performance_ratio",
     "interval_minutes",
+)
+
+#: What a run reads of each participation of its events, and of the participation's current
+#: performance (all ``None`` without one), in one query: the participation's enrollment,
+#: site and organization, its status and committed kW; the performance's id, version,
+#: status, method, selected days (as the jsonb text, see :func:`_days_text`), adjustment,
+#: reduction kWh, average kW, ratio and interval minutes (``intervals`` is added for
+#: floor_interval).
+PARTICIPATION_COLUMNS = (
+    "pk",
+    "event_id",
+    "enrollment_id",
+    "enrollment__site_id",
+    "enrollment__site__organization_id",
+    "status",
+    "committed_kw",
+    "current_performance__id",
+    "current_performance__version",
+    "current_performance__status",
+    "current_performance__method",
+    "selected_days_text",
+    "current_performance__adjustment",
+    "current_performance__reduction_kwh",
+    "current_performance__average_reduction_kw",
+    "current_performance__performance_ratio",
+    "current_performance__interval_minutes",
 )
 
 _NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -158,12 +189,43 @@ def completed_events(run: SettlementRun) -> list[tuple[int, str, dt.datetime]]:
 
 def current_performances(event_ids: list[int], *, with_intervals: bool = False) -> list[tuple]:
     """The current ``EventPerformance`` rows of the events' participations, as tuples of
-    :data:`PERFORMANCE_COLUMNS` (plus ``intervals`` when asked). One query."""
+    :data:`PERFORMANCE_COLUMNS` (plus ``intervals`` when asked). One query.
+
+    The settlement benchmark's reference ("merely reading the performance rows"); a run
+    reads the same measurement with its participations (:func:`participations_measured`).
+    """
     columns = (*PERFORMANCE_COLUMNS, "intervals") if with_intervals else PERFORMANCE_COLUMNS
     return list(
         EventPerformance.objects.filter(
             participation__event_id__in=event_ids, is_current=True
         ).values_list(*columns)
+    )
+
+
+def participations_measured(event_ids: list[int], *, with_intervals: bool = False) -> list[tuple]:
+    """The events' participations not removed by a modification, each with its current
+    performance (``None`` columns without one), as tuples of :data:`PARTICIPATION_COLUMNS`
+    (plus ``intervals`` when asked), ordered by event and participation. One query.
+
+    One query, not participations then performances: the rows are read and converted
+    once, and the selected days come as the jsonb text (one string, not a list decoded
+    from JSON per row).
+    """
+    columns = (
+        (*PARTICIPATION_COLUMNS, "current_performance__intervals")
+        if with_intervals
+        else PARTICIPATION_COLUMNS
+    )
+    return list(
+        Participation.objects.filter(event_id__in=event_ids, removed_at=None)
+        .annotate(
+            current_performance=FilteredRelation(
+                "performances", condition=Q(performances__is_current=True)
+            ),
+            selected_days_text=Cast("current_performance__selected_days", TextField()),
+        )
+        .order_by("event_id", "pk")
+        .values_list(*columns)
     )
 
 
@@ -230,24 +292,8 @@ def calculate_lines(
     notes: list[str] = []
     events = completed_events(run)
     event_info = {pk: (kind, starts_at) for pk, kind, starts_at in events}
-    participations = list(
-        Participation.objects.filter(event_id__in=list(event_info), removed_at=None)
-        .order_by("event_id", "pk")
-        .values_list(
-            "pk",
-            "event_id",
-            "enrollment_id",
-            "enrollment__site_id",
-            "enrollment__site__organization_id",
-            "status",
-            "committed_kw",
-        )
-    )
     needs_intervals = rules.negative_reductions == "floor_interval"
-    performances = {
-        row[1]: row
-        for row in current_performances(list(event_info), with_intervals=needs_intervals)
-    }
+    participations = participations_measured(list(event_info), with_intervals=needs_intervals)
     commitments = _Commitments(program.pk)
     months = period_months(run.period_start, run.period_end)
     site_org: dict[int, int] = {}
@@ -281,7 +327,8 @@ def calculate_lines(
     test_unmeasured = rules.test_events == "exclude"
     opt_out_unmeasured = rules.opted_out_events != "as_measured"
     committed_at = commitments.at
-    for pk, event_id, enrollment_id, site_id, organization_id, status, committed in participations:
+    for row in participations:
+        pk, event_id, enrollment_id, site_id, organization_id, status, committed = row[:7]
         starts_at, is_test, event_date = event_facts[event_id]
         site_org.setdefault(site_id, organization_id)
         committed_kw = committed_at(enrollment_id, starts_at) or committed
@@ -292,17 +339,15 @@ def calculate_lines(
                 "the event's start; left out."
             )
             continue
-        performance = performances.get(pk)
-        if (
-            performance is not None
-            and performance[3] == computed
-            and performance[7] is not None
-            and performance[8] is not None
-        ):
+        (
+            performance_id, version, performance_status, method, days_text, adjustment,
+            reduction_kwh, average_kw, ratio, interval_minutes,
+        ) = row[7:17]  # fmt: skip
+        if performance_status == computed and reduction_kwh is not None and average_kw is not None:
             if needs_intervals:
                 reductions = tuple(
                     None if actual is None else Decimal(repr(baseline)) - Decimal(repr(actual))
-                    for _, baseline, _, actual in performance[11]
+                    for _, baseline, _, actual in row[17]
                 )
                 outcome = EventOutcome(
                     event_key=event_id,
@@ -311,19 +356,22 @@ def calculate_lines(
                     is_test=is_test,
                     opted_out=opted_out,
                     reduction_kw=reductions,
-                    interval_minutes=performance[10],
+                    interval_minutes=interval_minutes,
                 )
             else:
-                outcome = EventOutcome(
-                    event_key=event_id,
-                    event_date=event_date,
-                    committed_kw=committed_kw,
+                outcome = EventOutcome.from_totals(
+                    event_id,
+                    event_date,
+                    committed_kw,
+                    reduction_kwh,
+                    average_kw,
                     is_test=is_test,
                     opted_out=opted_out,
-                    reduction_kwh=performance[7],
-                    average_reduction_kw=performance[8],
                 )
-            measured[(site_id, event_id)] = (performance[0], _performance_text(performance))
+            measured[(site_id, event_id)] = (
+                performance_id,
+                _performance_text(version, method, days_text, adjustment, ratio),
+            )
         elif (is_test and test_unmeasured) or (opted_out and opt_out_unmeasured):
             outcome = EventOutcome(
                 event_key=event_id,
@@ -337,8 +385,8 @@ def calculate_lines(
         else:
             reason = (
                 "no performance computed yet"
-                if performance is None
-                else f"performance v{performance[2]} has insufficient data"
+                if performance_id is None
+                else f"performance v{version} has insufficient data"
             )
             notes.append(
                 f"Participation {pk} (site {site_id}, event {event_id} on {event_date}): "
@@ -359,26 +407,57 @@ def calculate_lines(
     for line in (*_installment_lines(run), *_dispute_lines(run)):
         others[line[1].organization_id].append(line)
 
-    def lines() -> Iterator[tuple[LineItem, LineSource]]:
+    organizations = sorted(set(sites_of) | set(others))
+    # A site's own lines in storage order: by kind, then event (events are ranked by start
+    # and id, the order of ``events``); their organization and site are the same and they
+    # have no reference, so this is :func:`storage_order` among them, as one integer.
+    event_rank = {pk: rank for rank, (pk, _, _) in enumerate(events, start=1)}
+    stride = len(events) + 1
+
+    # Under rules without season or excess lines, and with the events' ids in the order of
+    # their starts (as when they are created in turn), a site's lines come from the
+    # calculator in storage order already (capacity, then energy per event in id order);
+    # only a penalty (a negative factor) moves behind the energy lines.
+    in_order = (
+        rules.season_rate is None
+        and rules.excess_energy_rate is None
+        and list(event_rank) == sorted(event_rank)
+    )
+
+    def site_order(item: LineItem) -> int:
+        return _KIND_ORDER[item.kind] * stride + event_rank.get(item.event_key, 0)  # type: ignore[arg-type]
+
+    def periods() -> Iterator[SitePeriod]:
         month_tuple, month_count = tuple(months), len(months)
+        for organization_id in organizations:
+            for site_id in sites_of.get(organization_id, ()):
+                yield SitePeriod(
+                    site_key=site_id,
+                    committed_kw=site_kw_months[site_id] / month_count,
+                    months=month_tuple,
+                    events=tuple(outcomes.get(site_id, ())),
+                )
+
+    def lines() -> Iterator[tuple[LineItem, LineSource]]:
         no_measure = (None, "")
+        event_start = {pk: starts_at for pk, (_, starts_at) in event_info.items()}
         report = on_progress
         if report is not None:
             sites_total = sum(len(site_ids) for site_ids in sites_of.values())
             sites_done, step = 0, max(1, sites_total // PROGRESS_STEPS)
             next_report = step
             report(0, sites_total)
-        for organization_id in sorted(set(sites_of) | set(others)):
+        # All sites in one batch (settlements.payments.settle_sites), in the order of
+        # ``periods``: organization by organization, each one's sites by id.
+        settled = settle_sites(periods(), rules)
+        for organization_id in organizations:
             found: list[tuple[LineItem, LineSource]] = []
             site_ids = sites_of.get(organization_id, ())
             for site_id in site_ids:
-                site = SitePeriod(
-                    site_key=site_id,
-                    committed_kw=site_kw_months[site_id] / month_count,
-                    months=month_tuple,
-                    events=tuple(outcomes.get(site_id, ())),
-                )
-                for item in settle_site(site, rules):
+                items = next(settled)
+                if not in_order or (items and items[0].kind == "penalty"):
+                    items.sort(key=site_order)
+                for item in items:
                     event_id = item.event_key
                     if event_id is None:
                         source = LineSource(organization_id, site_id)
@@ -388,15 +467,18 @@ def calculate_lines(
                             organization_id,
                             site_id,
                             event_id,
-                            event_info[event_id][1],
+                            event_start[event_id],
                             performance_id,
                             None,
                             None,
                             note,
                         )
                     found.append((item, source))
-            found.extend(others.get(organization_id, ()))
-            found.sort(key=storage_order)
+            extra = others.get(organization_id)
+            if extra:
+                # Installments and carried disputes go among the sites' lines.
+                found.extend(extra)
+                found.sort(key=storage_order)
             yield from found
             if report is not None and site_ids:
                 sites_done += len(site_ids)
@@ -483,17 +565,36 @@ def _month_windows(
     return windows
 
 
-def _performance_text(row: tuple) -> str:
+def _performance_text(
+    version: int,
+    method: str,
+    days_text: str | None,
+    adjustment: float | None,
+    ratio: float | None,
+) -> str:
     """The measurement sentence of an event line, from its performance row (the line points
     at that row for the rest: its parameters, intervals and chart)."""
-    _, _, version, _, method, selected_days, adjustment, _, _, ratio = row[:10]
-    days = ", ".join(selected_days) if selected_days else "none"
     adjustment_text = "none" if adjustment is None else f"{adjustment:.3f}"
     ratio_text = "n/a" if ratio is None else f"{ratio:.3f}"
     return (
-        f"Baseline {method} (performance v{version}): selected days {days}; "
+        f"Baseline {method} (performance v{version}): selected days {_days_text(days_text)}; "
         f"adjustment {adjustment_text}; performance ratio {ratio_text}."
     )
+
+
+def _days_text(stored: str | None) -> str:
+    """The selected days ``2026-07-14, 2026-07-13`` (``none`` for none) from the jsonb text
+    of the list, ``["2026-07-14", "2026-07-13"]``: PostgreSQL writes a list of strings with
+    ``", "`` between them, so without escapes (no backslash) the quotes and brackets are all
+    there is to take away. Anything else (escapes, other spacing) is decoded as JSON."""
+    if stored is None:
+        return "none"
+    if stored.startswith('["') and stored.endswith('"]') and "\\" not in stored:
+        joined = stored[2:-2].replace('", "', ", ")
+        if '"' not in joined:  # every quote was one between two days
+            return joined
+    days = json.loads(stored)
+    return ", ".join(days) if days else "none"
 
 
 def _disputes_to_carry(run: SettlementRun) -> list[Dispute]:
