@@ -13,6 +13,7 @@ confirmation page: mail scanners follow links, so a GET never changes anything.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,7 +21,7 @@ from typing import Final
 
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 
 from events.models import Event, Notification, Participation
 
@@ -79,12 +80,30 @@ def read_reply_token(token: str) -> tuple[int, str] | None:
 
 def status_callback_url(notification_uuid: uuid.UUID) -> str:
     """Where Twilio posts a message's or call's status (carries the notification uuid)."""
-    return absolute_url(reverse("hooks:twilio_status", args=[notification_uuid]))
+    return absolute_url(_uuid_path("hooks:twilio_status", notification_uuid))
 
 
 def gather_url(notification_uuid: uuid.UUID) -> str:
     """Where Twilio posts the digit pressed during a notice call."""
-    return absolute_url(reverse("hooks:twilio_gather", args=[notification_uuid]))
+    return absolute_url(_uuid_path("hooks:twilio_gather", notification_uuid))
+
+
+_PLACEHOLDER: Final = uuid.UUID(int=0)
+
+
+def _uuid_path(name: str, value: uuid.UUID) -> str:
+    # reverse() costs 76 us, once per message sent: 1.5 s of a worker's CPU for a dispatch
+    # of 20,000. The path is reversed once per URL configuration and script prefix, with
+    # a placeholder where the uuid goes.
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    return _path_with_placeholder(name, urlconf, get_script_prefix()).replace(
+        str(_PLACEHOLDER), str(value)
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _path_with_placeholder(name: str, urlconf: str, script_prefix: str) -> str:
+    return reverse(name, urlconf=urlconf, args=[_PLACEHOLDER])
 
 
 # --- wording -----------------------------------------------------------------------------
