@@ -7,6 +7,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from math import isfinite
 from typing import Any, Literal
 
 from settlements.payments._numbers import to_decimal, to_reading
@@ -119,19 +120,32 @@ class EventOutcome:
         is not checked again); ``event_date`` a date. Raises ``ValueError`` for a
         reduction that is not finite, as ``__init__`` does.
         """
+        # Finite floats by their shortest repr, written out (the rule of _finite_decimal).
+        if type(reduction_kwh) is float and isfinite(reduction_kwh):
+            kwh = Decimal(repr(reduction_kwh))
+        else:
+            kwh = _finite_decimal("reduction_kwh", reduction_kwh)
+        if type(average_reduction_kw) is float and isfinite(average_reduction_kw):
+            average = Decimal(repr(average_reduction_kw))
+        else:
+            average = _finite_decimal("average_reduction_kw", average_reduction_kw)
         outcome = object.__new__(cls)
         # Frozen: the fields are set as the dataclass's own __init__ would, without it.
-        outcome.__dict__.update(
-            event_key=event_key,
-            event_date=event_date,
-            committed_kw=committed_kw,
-            reduction_kw=None,
-            interval_minutes=None,
-            reduction_kwh=_finite_decimal("reduction_kwh", reduction_kwh),
-            average_reduction_kw=_finite_decimal("average_reduction_kw", average_reduction_kw),
-            excess_kwh=None,
-            is_test=is_test,
-            opted_out=opted_out,
+        object.__setattr__(
+            outcome,
+            "__dict__",
+            {
+                "event_key": event_key,
+                "event_date": event_date,
+                "committed_kw": committed_kw,
+                "reduction_kw": None,
+                "interval_minutes": None,
+                "reduction_kwh": kwh,
+                "average_reduction_kw": average,
+                "excess_kwh": None,
+                "is_test": is_test,
+                "opted_out": opted_out,
+            },
         )
         return outcome
 
