@@ -316,8 +316,8 @@ def calculate_lines(
                 site_org[site_id] = organization_id
 
     outcomes: dict[int, list[EventOutcome]] = defaultdict(list)
-    # (site, event) -> (performance id, the measurement sentence of its event line)
-    measured: dict[tuple[int, int], tuple[int, str]] = {}
+    # (site, event) -> the source of its event line: performance id, measurement sentence
+    measured: dict[tuple[int, int], LineSource] = {}
     # Per event, once: its start, whether it is a test, and its local date.
     event_facts = {
         pk: (starts_at, kind == Event.Kind.TEST, starts_at.astimezone(zone).date())
@@ -368,8 +368,16 @@ def calculate_lines(
                     is_test=is_test,
                     opted_out=opted_out,
                 )
-            measured[(site_id, event_id)] = (
+            # The source of the event's line (made here, once): its performance and the
+            # measurement sentence.
+            measured[(site_id, event_id)] = LineSource(
+                organization_id,
+                site_id,
+                event_id,
+                starts_at,
                 performance_id,
+                None,
+                None,
                 _performance_text(version, method, days_text, adjustment, ratio),
             )
         elif (is_test and test_unmeasured) or (opted_out and opt_out_unmeasured):
@@ -439,7 +447,6 @@ def calculate_lines(
                 )
 
     def lines() -> Iterator[tuple[LineItem, LineSource]]:
-        no_measure = (None, "")
         event_start = {pk: starts_at for pk, (_, starts_at) in event_info.items()}
         report = on_progress
         if report is not None:
@@ -462,17 +469,11 @@ def calculate_lines(
                     if event_id is None:
                         source = LineSource(organization_id, site_id)
                     else:
-                        performance_id, note = measured.get((site_id, event_id), no_measure)
-                        source = LineSource(
-                            organization_id,
-                            site_id,
-                            event_id,
-                            event_start[event_id],
-                            performance_id,
-                            None,
-                            None,
-                            note,
-                        )
+                        source = measured.get((site_id, event_id))
+                        if source is None:  # an opt-out or test event the rules do not measure
+                            source = LineSource(
+                                organization_id, site_id, event_id, event_start[event_id]
+                            )
                     found.append((item, source))
             extra = others.get(organization_id)
             if extra:
