@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from dr_platform.bulk import insert_instances
+from dr_platform.bulk import insert_instances, new_instances
 from dr_platform.models import OutboxMessage
 from tests.factories import OrganizationFactory
 
@@ -80,3 +80,30 @@ def test_it_refuses_rows_that_already_have_an_id():
         pytest.skip("the COPY path (PostgreSQL) is the one that checks; SQLite uses bulk_create")
     with pytest.raises(ValueError, match="new OutboxMessage rows only"):
         insert_instances(OutboxMessage, [message])
+
+
+def test_new_instances_equal_keyword_construction_with_fresh_defaults_per_row():
+    from events.models import Notification
+
+    now = dt.datetime(2026, 7, 15, 18, 0, tzinfo=dt.UTC)
+    given = {"event_id": 7, "participation_id": 8, "contact_method_id": 9, "kind": "notice",
+             "channel": "sms", "next_attempt_at": now, "queued_at": now}  # fmt: skip
+
+    first, second = new_instances(Notification, [given, {**given, "payload": {"a": 1}}])
+    expected = Notification(**given)
+
+    for field in Notification._meta.concrete_fields:
+        if field.attname not in ("uuid", "payload"):
+            assert getattr(first, field.attname) == getattr(expected, field.attname), field.name
+    assert first.pk is None and first._state.adding
+    assert first.status == Notification.Status.QUEUED and first.attempts == 0  # defaults
+    assert isinstance(first.uuid, uuid.UUID) and first.uuid != second.uuid  # one per row
+    assert first.payload == {} and second.payload == {"a": 1}
+    assert first.payload is not new_instances(Notification, [given])[0].payload
+
+
+def test_new_instances_refuses_a_name_that_is_not_a_field_attribute():
+    from events.models import Notification
+
+    with pytest.raises(TypeError, match="'event'"):
+        new_instances(Notification, [{"event": None}])

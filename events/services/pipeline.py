@@ -49,7 +49,7 @@ from django.db.models import Count, F
 from django.dispatch import receiver
 from django.utils import timezone
 
-from dr_platform.bulk import insert_instances
+from dr_platform.bulk import insert_instances, new_instances
 from dr_platform.models import OutboxMessage
 from enrollment.models import ContactMethod
 from events import channels, notices, selectors
@@ -197,29 +197,30 @@ def notifications_create(
             modification_number=event.modification_number,
         ).values_list("participation_id", "contact_method_id")
     )
-    rows: list[Notification] = []
+    values: list[dict[str, Any]] = []
     seen: set[tuple[int, int]] = set()
     for participation, method in pairs:
         key = (participation.pk, method.pk)
         if key in existing or key in seen:
             continue
         seen.add(key)
-        rows.append(
-            Notification(
+        values.append(
+            {
                 # Ids, not objects: 20,000 rows of a large dispatch are built faster, and
                 # nothing reads the relations back from the returned rows.
-                event_id=event.pk,
-                participation_id=participation.pk,
-                contact_method_id=method.pk,
-                kind=kind,
-                channel=channel_for(method),
-                status=N.QUEUED,
-                next_attempt_at=now,
-                queued_at=now,
-                modification_number=event.modification_number,
-                payload=(payload_by_participation or {}).get(participation.pk, {}),
-            )
+                "event_id": event.pk,
+                "participation_id": participation.pk,
+                "contact_method_id": method.pk,
+                "kind": kind,
+                "channel": channel_for(method),
+                "status": N.QUEUED,
+                "next_attempt_at": now,
+                "queued_at": now,
+                "modification_number": event.modification_number,
+                "payload": (payload_by_participation or {}).get(participation.pk, {}),
+            }
         )
+    rows = new_instances(Notification, values)
     with transaction.atomic():
         insert_instances(Notification, rows)
         ids = [(row.pk, row.channel) for row in rows]
