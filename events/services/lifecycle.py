@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from dr_platform.bulk import insert_instances
+from dr_platform.bulk import insert_instances, new_instances
 from dr_platform.models import Membership
 from dr_platform.selectors import require_role
 from enrollment.models import Enrollment, Program, Site
@@ -115,7 +115,7 @@ def _create_participations(
         [e.site_id for e in enrollments], event.starts_at, event.ends_at
     )
     as_opt_out = event.program.unavailability_counts_as_opt_out
-    rows = []
+    values = []
     for enrollment in enrollments:
         unavailable = enrollment.site_id in windows
         status = P.PENDING
@@ -125,16 +125,21 @@ def _create_participations(
             extra = {"opted_out_at": now, "opted_out_via": "unavailability"}
         elif unavailable:
             status = P.UNAVAILABLE
-        rows.append(
-            Participation(
-                event=event,
-                enrollment=enrollment,
-                committed_kw=committed.get(enrollment.pk) or enrollment.committed_kw,
-                status=status,
-                modification_number=event.modification_number,
+        values.append(
+            {
+                "event_id": event.pk,
+                "enrollment_id": enrollment.pk,
+                "committed_kw": committed.get(enrollment.pk) or enrollment.committed_kw,
+                "status": status,
+                "modification_number": event.modification_number,
                 **extra,
-            )
+            }
         )
+    rows = new_instances(Participation, values)
+    for participation, enrollment in zip(rows, enrollments, strict=True):
+        # The dispatch that follows reads each participation's site and event.
+        participation.event = event
+        participation.enrollment = enrollment
     insert_instances(Participation, rows)
     return rows, [windows[e.site_id] for e in enrollments if e.site_id in windows]
 
