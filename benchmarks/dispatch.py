@@ -124,7 +124,7 @@ def prepare(now: dt.datetime):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
-    from django.db import connection, transaction
+    from django.db import DatabaseError, connection, transaction
 
     from dr_platform.roles import PROGRAM_MANAGERS
     from enrollment.models import (
@@ -176,9 +176,16 @@ def prepare(now: dt.datetime):
         for table in ("events_notification", "events_participation", "events_event_target_sites"):
             cursor.execute(f"DELETE FROM {table} WHERE event_id IN ({event_ids})", [program.pk])  # noqa: S608
         cursor.execute("DELETE FROM events_event WHERE program_id = %s", [program.pk])
-        # Every run starts from the same state: no dead rows of the last run in the way.
+        # Every run starts from the same state: no dead rows of the last run in the way,
+        # and (where the role may) the last run's writes flushed, so that a checkpoint
+        # does not land in the middle of this one.
         for table in ("events_notification", "events_participation", "events_event"):
             cursor.execute(f"VACUUM ANALYZE {table}")
+        try:
+            with transaction.atomic():
+                cursor.execute("CHECKPOINT")
+        except DatabaseError:
+            print("(no CHECKPOINT before the run: the database role may not)")
 
     have = Enrollment.objects.filter(program=program, status=Enrollment.Status.ACTIVE).count()
     if have == SITES:
