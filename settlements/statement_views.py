@@ -437,6 +437,12 @@ def console_run_progress(request: HttpRequest, run_id: int) -> JsonResponse:
             "line_count": run.line_count,
             "total": f"{run.total:.2f}",
             "error": run.calculation_error,
+            "text": (
+                f"{run.calculation_sites_done:,} of {run.calculation_sites_total:,} sites "
+                f"settled ({run.calculation_percent}%)"
+                if run.calculation_sites_total
+                else "Reading the period's events, performances and nominations…"
+            ),
         }
     )
 

@@ -123,6 +123,10 @@ def import_progress(request: HttpRequest, import_id: int) -> JsonResponse:
             "percent": record.progress_percent,
             "rows_accepted": record.rows_accepted,
             "rows_rejected": record.rows_rejected,
+            "text": (
+                f"{record.rows_processed:,} rows read, {record.progress_percent}% "
+                f"({record.get_status_display()})"
+            ),
         }
     )
 

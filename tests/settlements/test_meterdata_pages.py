@@ -82,8 +82,10 @@ def test_a_large_upload_is_queued_for_the_worker(
     assert sent == [((record.pk,), "meterdata")]
     detail = client.get(response.url)
     assert b"import-progress" in detail.content and b"progress.json" in detail.content
+    assert b"js/progress.js" in detail.content
     progress = client.get(reverse("console:meterdata_import_progress", args=[record.pk])).json()
     assert progress["status"] == "pending" and progress["finished"] is False
+    assert progress["text"] == "0 rows read, 0% (Pending)"
     assert progress["bytes_total"] == record.file_size
 
 

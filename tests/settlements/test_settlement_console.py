@@ -363,7 +363,7 @@ def test_calculate_enqueues_the_task_on_commit_and_calculates_nothing_in_the_req
     assert f'data-progress-url="{reverse("console:settlement_run_progress", args=[run.pk])}"' in (
         page
     )
-    assert "fetch(box.dataset.progressUrl" in page
+    assert "js/progress.js" in page
     assert 'value="calculate"' not in page and 'value="approve"' not in page
     assert "Reading the period's events, performances and nominations" in page
     assert_phone_ready(page)
@@ -396,7 +396,7 @@ def test_calculate_enqueues_the_task_on_commit_and_calculates_nothing_in_the_req
     assert progress["error"] == ""
     page = client.get(reverse("console:settlement_run", args=[run.pk])).content.decode()
     assert "Calculated: 2 lines, total $1,200.00" in page
-    assert "fetch(" not in page and 'value="approve"' in page
+    assert "js/progress.js" not in page and 'value="approve"' in page
 
 
 def test_the_progress_json_reports_sites_done_of_the_total(draft, client):
@@ -423,8 +423,10 @@ def test_the_progress_json_reports_sites_done_of_the_total(draft, client):
         "sites_total": 3,
     }
     assert progress["percent"] == 33  # 1 of 3, rounded down
+    assert progress["text"] == "1 of 3 sites settled (33%)"
     page = client.get(reverse("console:settlement_run", args=[run.pk])).content.decode()
     assert "1 of 3 sites settled (33%)" in page and 'value="33"' in page
+    assert "js/progress.js" in page  # follows the progress until the calculation ends
 
 
 def test_the_calculation_reports_its_progress_per_organization_not_per_line(db):
@@ -510,7 +512,7 @@ def test_a_run_whose_worker_died_may_be_calculated_again_after_the_time_limit(
     assert (progress["finished"], progress["stale"]) == (False, True)
     page = client.get(reverse("console:settlement_run", args=[run.pk])).content.decode()
     assert "its worker stopped before it finished" in page
-    assert ">Calculate again</button>" in page and "fetch(" not in page
+    assert ">Calculate again</button>" in page and "js/progress.js" not in page
 
     _calculate(client, run, django_capture_on_commit_callbacks)
 
