@@ -14,9 +14,9 @@ database write (one commit instead of one per message) and never waits for an an
 that has not come yet to record the ones it has.
 
 At most :data:`SEND_CONCURRENCY` of one batch are in flight at once. With a provider that
-answers in 200 ms this sends a batch of 50 in about a second instead of ten; on a loopback
-stub it still halves the CPU a message costs, since the asynchronous client does less per
-request than the synchronous one.
+answers in 200 ms this sends a batch of 100 in about two seconds instead of twenty; on a
+loopback stub it still halves the CPU a message costs, since the asynchronous client does
+less per request than the synchronous one.
 
 The loop is created on first use in the process that sends (a prefork worker's child, not
 its parent) and again after a fork.

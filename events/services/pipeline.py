@@ -8,7 +8,7 @@ How a message travels (DESIGN.md, "Notifications"):
    rolled-back dispatch therefore sends nothing, and no worker ever looks for a row that
    is not committed.
 2. The send task calls :func:`notifications_send` with its batch of ids (one id on a
-   rate-limited channel such as SMS at 1/s; up to 50 elsewhere). The batch's queued rows
+   rate-limited channel such as SMS at 1/s; up to 100 elsewhere). The batch's queued rows
    are claimed together with a conditional update (``queued -> sending``,
    ``attempts + 1``) under row locks that skip rows another worker holds; a redelivered
    or duplicated broker message finds the rows taken and does nothing. The batch goes to
