@@ -404,7 +404,13 @@ def notifications_send(
     deadline = started + BATCH_TIME_BUDGET.total_seconds()
     for channel, batch in by_channel.items():
         answered: set[int] = set()
-        transport = get_transport(channel)
+        try:
+            transport = get_transport(channel)
+        except Exception as exc:  # noqa: BLE001 - e.g. Twilio credentials missing
+            # Recorded on each row and retried with backoff, as a failed send is, so the
+            # console shows why and fixing the deployment lets the notices through.
+            outcomes.update(_record_answers([(row, exc) for row, _ in batch], now))
+            continue
         for group in transport.notify_many([m for _, m in batch], deadline=deadline):
             answered.update(index for index, _ in group)
             outcomes.update(_record_answers([(batch[i][0], answer) for i, answer in group], now))

@@ -267,6 +267,23 @@ def test_the_answers_that_arrived_together_are_recorded_in_one_statement(call_ev
     assert (third.provider_reference, third.sent_at) == ("SM-late", NOW)
 
 
+def test_a_channel_without_its_provider_settings_retries_and_says_why(
+    call_event, live_twilio, enqueued, settings
+):
+    settings.TWILIO_AUTH_TOKEN = ""  # a deployment that forgot a secret
+    event = call_event().event
+    ids = list(event.notifications.filter(contact_method__kind="sms").values_list("pk", flat=True))
+
+    outcomes = pipeline.notifications_send(ids, now=NOW)
+
+    assert dict(outcomes) == {"retry": len(ids)}
+    for notification in Notification.objects.filter(pk__in=ids):
+        assert notification.status == N.QUEUED and notification.attempts == 1
+        assert "TWILIO_AUTH_TOKEN" in notification.error
+    assert sorted(pk for pk, _, _ in enqueued) == sorted(ids)
+    assert live_twilio.requests == []
+
+
 def test_a_batch_hands_back_the_rows_it_did_not_start_within_its_time_budget(
     call_event, live_twilio, enqueued, monkeypatch
 ):
