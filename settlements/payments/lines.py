@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from settlements.payments import _text
+from settlements.payments._frozen import unchecked
 from settlements.payments._numbers import money, to_decimal
 from settlements.payments.outcomes import Key
 
@@ -96,21 +97,21 @@ class LineItem:
         finite Decimals and whose details are a fresh dict: only the amount is rounded. A
         season run builds ~11,000 lines, and the checks of ``__init__`` for values that
         cannot be wrong took a fifth of its calculation."""
-        line = object.__new__(cls)
-        # Frozen: the fields are set as the dataclass's own __init__ would, without it.
-        line.__dict__.update(
-            kind=kind,
-            site_key=site_key,
-            event_key=event_key,
-            reference=None,
-            quantity=quantity,
-            unit=unit,
-            rate=rate,
-            amount=money(amount),  # the one place an amount is rounded, here too
-            explanation=explanation,
-            details=details,
+        return unchecked(
+            cls,
+            {
+                "kind": kind,
+                "site_key": site_key,
+                "event_key": event_key,
+                "reference": None,
+                "quantity": quantity,
+                "unit": unit,
+                "rate": rate,
+                "amount": money(amount),  # the one place an amount is rounded, here too
+                "explanation": explanation,
+                "details": details,
+            },
         )
-        return line
 
     @property
     def key(self) -> LineKey:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from math import isfinite
 from typing import Any, Literal
 
+from settlements.payments._frozen import unchecked
 from settlements.payments._numbers import to_decimal, to_reading
 from settlements.payments.rules import PaymentRules
 
@@ -129,11 +130,8 @@ class EventOutcome:
             average = Decimal(repr(average_reduction_kw))
         else:
             average = _finite_decimal("average_reduction_kw", average_reduction_kw)
-        outcome = object.__new__(cls)
-        # Frozen: the fields are set as the dataclass's own __init__ would, without it.
-        object.__setattr__(
-            outcome,
-            "__dict__",
+        return unchecked(
+            cls,
             {
                 "event_key": event_key,
                 "event_date": event_date,
@@ -147,7 +145,6 @@ class EventOutcome:
                 "opted_out": opted_out,
             },
         )
-        return outcome
 
     @classmethod
     def from_performance(
@@ -305,19 +302,20 @@ def _assessment(
 ) -> EventAssessment:
     """``EventAssessment(...)`` without the frozen dataclass's one ``__setattr__`` per
     field: a season run assesses ~10,000 events."""
-    assessment = object.__new__(EventAssessment)
-    assessment.__dict__.update(
-        outcome=outcome,
-        treatment=treatment,
-        reduction_kwh=reduction_kwh,
-        average_kw=average_kw,
-        performance_ratio=performance_ratio,
-        note=note,
-        intervals=intervals,
-        missing_intervals=missing_intervals,
-        floored_intervals=floored_intervals,
+    return unchecked(
+        EventAssessment,
+        {
+            "outcome": outcome,
+            "treatment": treatment,
+            "reduction_kwh": reduction_kwh,
+            "average_kw": average_kw,
+            "performance_ratio": performance_ratio,
+            "note": note,
+            "intervals": intervals,
+            "missing_intervals": missing_intervals,
+            "floored_intervals": floored_intervals,
+        },
     )
-    return assessment
 
 
 def assess_events(events: Iterable[EventOutcome], rules: PaymentRules) -> list[EventAssessment]:
