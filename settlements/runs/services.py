@@ -619,43 +619,66 @@ def settlement_run_restate(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
     Returns the calculated restatement, to be approved by someone else; returns ``None``
     and leaves nothing behind when nothing changed. Raises ``PermissionDenied`` unless
     ``by`` is Billing or Program managers, and ``SettlementError`` when the period has no
-    approved version yet or a newer version is still open.
+    approved version yet or a newer version is still unfinished (see
+    :func:`restatement_create`).
     """
     require_settlement_staff(by)
     try:
         with transaction.atomic():
-            Program.objects.select_for_update().filter(pk=run.program_id).first()
-            versions = SettlementRun.objects.filter(
-                program_id=run.program_id, period_start=run.period_start, period_end=run.period_end
-            ).order_by("-version")
-            latest = versions.first()
-            assert latest is not None
-            if latest.status in UNFINISHED_STATUSES:
-                raise SettlementError(
-                    f"Version {latest.version} (run {latest.pk}) of this period is still "
-                    f"{latest.status}; finish it before restating."
-                )
-            approved = versions.filter(status__in=APPROVED_STATUSES).first()
-            if approved is None:
-                raise SettlementError(
-                    f"{run.program} has no approved version for {run.period_start} to "
-                    f"{run.period_end}; approve it before restating."
-                )
-            restatement = SettlementRun.objects.create(
-                program_id=run.program_id,
-                period_kind=approved.period_kind,
-                period_start=approved.period_start,
-                period_end=approved.period_end,
-                version=latest.version + 1,
-                restates=approved,
-                created_by=by,
-            )
+            restatement = restatement_create(run=run, by=by)
             restatement = settlement_run_calculate(run=restatement, by=by)
             if restatement.line_count == 0:
                 raise _NothingToRestate
     except _NothingToRestate:
         return None
     return restatement
+
+
+def restatement_create(
+    *, run: SettlementRun, by: AbstractBaseUser, calculating_since: dt.datetime | None = None
+) -> SettlementRun:
+    """Create version n+1 of ``run``'s program and period, restating its last approved
+    version: a draft, or, with ``calculating_since``, ``calculating`` since then (claimed
+    for a worker, as ``settlement_run_calculation_request`` claims a run). Not calculated.
+
+    Within the caller's transaction, which must be open: the program's row is locked
+    until it ends, so two restatements of one period cannot both pass the checks. The
+    caller checks ``by``. Raises ``SettlementError`` when the latest version of the
+    period is still unfinished (draft, calculated or calculating: finish it first) or
+    when no version of the period is approved yet.
+    """
+    Program.objects.select_for_update().filter(pk=run.program_id).first()
+    versions = SettlementRun.objects.filter(
+        program_id=run.program_id, period_start=run.period_start, period_end=run.period_end
+    ).order_by("-version")
+    latest = versions.first()
+    assert latest is not None
+    if latest.status in UNFINISHED_STATUSES:
+        raise SettlementError(
+            f"Version {latest.version} (run {latest.pk}) of this period is still "
+            f"{latest.status}; finish it before restating."
+        )
+    approved = versions.filter(status__in=APPROVED_STATUSES).first()
+    if approved is None:
+        raise SettlementError(
+            f"{run.program} has no approved version for {run.period_start} to "
+            f"{run.period_end}; approve it before restating."
+        )
+    return SettlementRun.objects.create(
+        program_id=run.program_id,
+        period_kind=approved.period_kind,
+        period_start=approved.period_start,
+        period_end=approved.period_end,
+        version=latest.version + 1,
+        restates=approved,
+        created_by=by,
+        status=(
+            SettlementRun.Status.DRAFT
+            if calculating_since is None
+            else SettlementRun.Status.CALCULATING
+        ),
+        calculation_started_at=calculating_since,
+    )
 
 
 def _sentences(*parts: str) -> str:
