@@ -405,14 +405,31 @@ class LockedLineError(Exception):
     """A locked settlement line (its run was approved) was about to be changed or deleted."""
 
 
+def _refuse_lines_of_locked_runs(run_ids: set[int]) -> None:
+    """Raise ``LockedLineError`` when one of ``run_ids`` is approved, exported or superseded:
+    its lines never change, and that includes gaining one (a restatement corrects it)."""
+    locked = (
+        SettlementRun.objects.filter(pk__in=run_ids, status__in=SettlementRun.LOCKED_STATUSES)
+        .order_by("pk")
+        .values_list("pk", "status")
+        .first()
+    )
+    if locked is not None:
+        raise LockedLineError(
+            f"Settlement run {locked[0]} is {locked[1]}: its lines never change and it "
+            "takes no new line; correct it with a restatement."
+        )
+
+
 class SettlementLineQuerySet(models.QuerySet):
     """Bulk writes that refuse to touch locked lines, like ``SettlementLine.save``.
 
     ``update`` and ``delete`` raise ``LockedLineError`` when the queryset holds a locked
     line, ``bulk_update`` when one of its objects is locked, ``bulk_create`` when an
-    upsert could overwrite one. The one bulk change allowed on locked rows is
-    ``update(locked=True)``: the approval locking its run's lines (the PostgreSQL trigger
-    lets it through too, as it only refuses rows whose *old* value is locked).
+    upsert could overwrite one or a line would join an approved run. The one bulk change
+    allowed on locked rows is ``update(locked=True)``: the approval locking its run's lines
+    (the PostgreSQL trigger lets it through too, as it only refuses rows whose *old* value
+    is locked).
     """
 
     def update(self, **kwargs: object) -> int:
@@ -474,6 +491,7 @@ class SettlementLineQuerySet(models.QuerySet):
                     "Settlement lines of an approved run are locked and cannot be "
                     "overwritten; correct them with a restatement."
                 )
+        _refuse_lines_of_locked_runs({line.run_id for line in objs})
         return super().bulk_create(
             objs,
             batch_size=batch_size,
@@ -492,7 +510,8 @@ class SettlementLine(models.Model):
     Once its run is approved the line is ``locked`` and never changes: the model refuses
     to save or delete it (``LockedLineError``), so do bulk updates and deletes through
     the manager's queryset, and on PostgreSQL a trigger (migration 0005) refuses UPDATE
-    and DELETE of locked rows whatever the client.
+    and DELETE of locked rows whatever the client. An approved run takes no new line
+    either (the model, and on PostgreSQL migration 0009's trigger).
     """
 
     class Kind(models.TextChoices):
@@ -606,9 +625,9 @@ class SettlementLine(models.Model):
         return f"{self.get_kind_display()} ${self.amount}"
 
     def save(self, *args: object, **kwargs: object) -> None:
-        if not self._state.adding and (
-            self.locked or SettlementLine.objects.filter(pk=self.pk, locked=True).exists()
-        ):
+        if self._state.adding:
+            _refuse_lines_of_locked_runs({self.run_id})
+        elif self.locked or SettlementLine.objects.filter(pk=self.pk, locked=True).exists():
             raise LockedLineError(
                 f"Settlement line {self.pk} is locked (its run was approved) and cannot be "
                 "changed; correct it with a restatement."

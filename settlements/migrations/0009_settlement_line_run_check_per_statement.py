@@ -9,6 +9,9 @@ constraint is replaced by triggers that keep its guarantees:
   them until this transaction ends) and a line naming a run that does not exist is refused
   (``foreign_key_violation``). One lookup per distinct run, from the statement's
   transition table.
+- Those runs must not be approved, exported or superseded: an approved run's lines never
+  change, and that includes gaining a line (``restrict_violation``, as migration 0005's
+  trigger answers an UPDATE or DELETE of a locked line). The model layer refuses it too.
 - An UPDATE that changes a line's run is checked the same way, per row (the model layer
   never does it; the approval's ``UPDATE ... SET locked`` is not concerned).
 - Deleting a run, or changing its id, while lines point at it is refused
@@ -26,13 +29,24 @@ from django.db import migrations, models
 
 LINES = "settlements_settlementline"
 RUNS = "settlements_settlementrun"
+#: The statuses of a run whose lines are locked (``SettlementRun.LOCKED_STATUSES``, spelled out:
+#: a migration does not import the model).
+LOCKED = "'approved', 'exported', 'superseded'"
 
 CREATE = f"""
 CREATE OR REPLACE FUNCTION settlements_line_runs_exist() RETURNS trigger AS $$
 DECLARE
     missing bigint;
+    locked_run record;
 BEGIN
     PERFORM 1 FROM {RUNS} WHERE id IN (SELECT DISTINCT run_id FROM new_lines) FOR KEY SHARE;
+    SELECT id, status INTO locked_run FROM {RUNS}
+        WHERE id IN (SELECT DISTINCT run_id FROM new_lines) AND status IN ({LOCKED}) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'settlement run % is %: its lines never change, new lines are refused',
+            locked_run.id, locked_run.status
+            USING ERRCODE = 'restrict_violation';
+    END IF;
     SELECT n.run_id INTO missing FROM new_lines n
         WHERE NOT EXISTS (SELECT 1 FROM {RUNS} r WHERE r.id = n.run_id) LIMIT 1;
     IF FOUND THEN
@@ -44,12 +58,19 @@ END;
 $$ LANGUAGE plpgsql;
 
 CREATE OR REPLACE FUNCTION settlements_line_run_exists() RETURNS trigger AS $$
+DECLARE
+    run_status text;
 BEGIN
-    PERFORM 1 FROM {RUNS} WHERE id = NEW.run_id FOR KEY SHARE;
+    SELECT status INTO run_status FROM {RUNS} WHERE id = NEW.run_id FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'settlement run % does not exist: line % cannot move to it',
             NEW.run_id, NEW.id
             USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF run_status IN ({LOCKED}) THEN
+        RAISE EXCEPTION 'settlement run % is %: its lines never change, line % cannot move to it',
+            NEW.run_id, run_status, NEW.id
+            USING ERRCODE = 'restrict_violation';
     END IF;
     RETURN NULL;
 END;

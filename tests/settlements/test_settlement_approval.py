@@ -252,7 +252,80 @@ def test_the_run_of_locked_lines_cannot_be_deleted_with_them(july_run, billing_c
     assert run.lines.count() == 3
 
 
+def _extra_line(run: SettlementRun, **fields) -> SettlementLine:
+    """A new line for ``run``, like its first one, with sequence 99 and $1,000.00."""
+    first = run.lines.order_by("sequence").first()
+    return SettlementLine(
+        run=run,
+        sequence=99,
+        organization_id=first.organization_id,
+        site_id=first.site_id,
+        kind=SettlementLine.Kind.ADJUSTMENT,
+        quantity=Decimal(1),
+        unit="adjustment",
+        rate=Decimal("1000"),
+        amount=Decimal("1000.00"),
+        explanation="Added after the approval",
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("status", ["approved", "exported"])
+def test_an_approved_or_exported_run_takes_no_new_line(july_run, billing_clerk, status):
+    run = approved(july_run, by=billing_clerk)
+    if status == "exported":
+        billing_export_create(run=run, by=billing_clerk)
+        run.refresh_from_db()
+    assert run.status == status
+    before = _snapshot(run)
+
+    with pytest.raises(LockedLineError, match=f"run {run.pk} is {status}: .* no new line"):
+        _extra_line(run).save()
+    with pytest.raises(LockedLineError, match=f"run {run.pk} is {status}"):
+        SettlementLine.objects.bulk_create([_extra_line(run)])
+
+    assert _snapshot(run) == before
+    assert run.lines.count() == run.line_count == 3
+
+
+def test_a_calculated_run_still_takes_lines_through_the_model(july_run):
+    """The refusal is the approved run's: lines of a calculated run may still be written."""
+    _extra_line(july_run).save()
+    assert july_run.lines.count() == 4
+
+
 # --- locked lines in PostgreSQL ------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_a_raw_insert_into_an_approved_run(july_run, billing_clerk):
+    run = approved(july_run, by=billing_clerk)
+    first = run.lines.order_by("sequence").first()
+    insert = (
+        "INSERT INTO settlements_settlementline (run_id, sequence, organization_id, site_id, "
+        "kind, reference, quantity, unit, rate, amount, explanation, details, locked) "
+        "VALUES (%s, 99, %s, %s, 'adjustment', '', 1, 'adjustment', 1000, 1000, '', '{}', false)"
+    )
+    with pytest.raises(IntegrityError, match=f"run {run.pk} is approved: .* new lines are refused"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(insert, [run.pk, first.organization_id, first.site_id])
+
+    # Nor can a line of another, open run be moved into it.
+    other = settlement_run_create(
+        program=run.program, period_kind="month", period_start=dt.date(2026, 8, 1),
+        by=run.calculated_by,
+    )  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(insert, [other.pk, first.organization_id, first.site_id])
+    moved = SettlementLine.objects.get(run=other)
+    with pytest.raises(IntegrityError, match=f"run {run.pk} is approved: .* cannot move to it"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE settlements_settlementline SET run_id = %s WHERE id = %s",
+                [run.pk, moved.pk],
+            )
+    assert run.lines.count() == 3
+    assert SettlementLine.objects.get(pk=moved.pk).run_id == other.pk
 
 
 @pytest.mark.postgres
