@@ -26,7 +26,12 @@ message can be shown to the user as it is):
   calculating user), every line ``locked``, the restated version ``superseded``.
 - ``settlement_run_restate(run=, by=)`` -> version n+1, ``calculated``, holding only the
   differences from all approved versions of the period; ``None`` (and no run) when
-  nothing changed.
+  nothing changed. Refused while the period's latest version is unfinished.
+- ``settlement_run_discard(run=, by=)`` -> the approved version the discarded run
+  restated, or ``None``: deletes a draft or calculated run (or one whose calculation is
+  ``calculation_stale``) and its lines; the disputes they carried are carried by none
+  again. Refused for approved, exported and superseded runs and while a worker
+  calculates the run.
 - ``settlements.billing.billing_export_create(run=, by=)`` -> ``BillingExport`` of an
   approved, exported or superseded run (an approved run becomes ``exported``; a
   superseded one stays so, since its restatement holds only the differences).
@@ -37,8 +42,9 @@ period_kind=, on=)``, ``run_lines(run)``, ``run_totals_by_kind(run)``,
 
 Statuses: draft -> calculated -> approved -> exported (draft or calculated -> calculating ->
 calculated in the background); an approved or exported version is superseded once its
-restatement is approved. Locked lines refuse ``save``/``delete``
-(``settlements.models.LockedLineError``) and, on PostgreSQL, any UPDATE or DELETE.
+restatement is approved; a draft or calculated version may be discarded instead. Locked
+lines refuse ``save``/``delete`` (``settlements.models.LockedLineError``) and, on
+PostgreSQL, any UPDATE or DELETE.
 A participant statement of a period is the sum of its lines over all versions that are
 approved, exported or superseded.
 """
@@ -56,6 +62,7 @@ from settlements.runs.services import (
     settlement_run_approve,
     settlement_run_calculate,
     settlement_run_create,
+    settlement_run_discard,
     settlement_run_restate,
 )
 
@@ -73,5 +80,6 @@ __all__ = [
     "settlement_run_calculate_background",
     "settlement_run_calculation_request",
     "settlement_run_create",
+    "settlement_run_discard",
     "settlement_run_restate",
 ]

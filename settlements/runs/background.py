@@ -79,7 +79,9 @@ def settlement_run_calculation_request(
             calculation_sites_total=0,
             calculation_error="",
         )
-        current = SettlementRun.objects.get(pk=run.pk)
+        current = SettlementRun.objects.filter(pk=run.pk).first()
+        if current is None:
+            raise SettlementError(f"Run {run.pk} no longer exists: it was discarded.")
         if not claimed:
             if current.status == CALCULATING:
                 raise being_calculated(current)
@@ -100,16 +102,18 @@ def settlement_run_calculate_background(
     Returns the run: ``calculated``, or back to draft or calculated with
     ``calculation_error`` saying why when the calculation was refused or failed (its
     earlier lines, if any, stand). Returns None, changing nothing, when the run is not
-    ``calculating`` (any more): a message delivered again after the calculation ended.
+    ``calculating`` (any more): a message delivered again after the calculation ended, or
+    after the run was discarded.
     An unexpected error is recorded the same way, then raised again for the worker's log.
     """
     failure: str | None = None
     unexpected: Exception | None = None
     with transaction.atomic():
         _hold_calculation_lock(run.pk)
-        run = SettlementRun.objects.select_related("program").get(pk=run.pk)
-        if run.status != CALCULATING:
-            return None
+        held = SettlementRun.objects.select_related("program").filter(pk=run.pk).first()
+        if held is None or held.status != CALCULATING:
+            return None  # calculated meanwhile, or discarded
+        run = held
         # After a failure the run is what it was before: calculated if it ever was (its
         # earlier lines stand), else a draft.
         back = (
@@ -164,6 +168,19 @@ def _hold_calculation_lock(run_id: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_SPACE, run_id])
+
+
+def calculation_lock_try(run_id: int) -> bool:
+    """Take the lock of :func:`_hold_calculation_lock` if no worker holds it, and hold it
+    until the transaction ends: True when taken (no worker is calculating the run now, and
+    none starts before the transaction ends), False when a worker holds it. Always True on
+    SQLite, which writes one transaction at a time anyway."""
+    connection = connections[router.db_for_write(SettlementRun)]
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_LOCK_SPACE, run_id])
+        return bool(cursor.fetchone()[0])
 
 
 class _ProgressRecorder:

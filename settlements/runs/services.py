@@ -1,4 +1,4 @@
-"""Writes of settlement runs: create, calculate, approve, restate.
+"""Writes of settlement runs: create, calculate, approve, restate, discard.
 
 Each service is one transaction; status changes are compare-and-set on the run's row, so
 two clerks clicking at once never both succeed. Refusals raise ``SettlementError`` (the
@@ -620,7 +620,8 @@ def settlement_run_restate(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
     and leaves nothing behind when nothing changed. Raises ``PermissionDenied`` unless
     ``by`` is Billing or Program managers, and ``SettlementError`` when the period has no
     approved version yet or a newer version is still unfinished (see
-    :func:`restatement_create`).
+    :func:`restatement_create`). The console restates in the background instead
+    (``settlements.runs.background.settlement_run_restatement_request``).
     """
     require_settlement_staff(by)
     try:
@@ -644,8 +645,8 @@ def restatement_create(
     Within the caller's transaction, which must be open: the program's row is locked
     until it ends, so two restatements of one period cannot both pass the checks. The
     caller checks ``by``. Raises ``SettlementError`` when the latest version of the
-    period is still unfinished (draft, calculated or calculating: finish it first) or
-    when no version of the period is approved yet.
+    period is still unfinished (draft, calculated or calculating: finish or discard it
+    first) or when no version of the period is approved yet.
     """
     Program.objects.select_for_update().filter(pk=run.program_id).first()
     versions = SettlementRun.objects.filter(
@@ -656,7 +657,7 @@ def restatement_create(
     if latest.status in UNFINISHED_STATUSES:
         raise SettlementError(
             f"Version {latest.version} (run {latest.pk}) of this period is still "
-            f"{latest.status}; finish it before restating."
+            f"{latest.status}; finish it before restating, or discard it if it is not wanted."
         )
     approved = versions.filter(status__in=APPROVED_STATUSES).first()
     if approved is None:
@@ -679,6 +680,51 @@ def restatement_create(
         ),
         calculation_started_at=calculating_since,
     )
+
+
+def settlement_run_discard(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun | None:
+    """Delete a draft or calculated run and its lines: a version nobody will approve (a
+    restatement that changes nothing, one started by mistake, a draft of the wrong period).
+
+    The accepted disputes its lines carried are carried by none again, as when a run is
+    recalculated: the program's next calculated run carries them. Returns the approved
+    version the discarded run restated (the period's last approved version), or ``None``
+    for a version 1, whose period is then not settled at all.
+
+    The run's row is locked first, so an approval or a worker's claim of the same run
+    waits and then finds it gone (and a discard that waited finds it approved, or
+    calculating, and refuses). Raises ``PermissionDenied`` unless ``by`` is Billing or
+    Program managers, and ``SettlementError`` for a run that is approved, exported or
+    superseded (its lines are locked: restate it instead), or being calculated in the
+    background, unless it is :func:`calculation_stale` and no worker holds it right now.
+    """
+    from settlements.runs.background import calculation_lock_try
+
+    require_settlement_staff(by)
+    with transaction.atomic():
+        try:
+            run = _locked(run)
+        except SettlementRun.DoesNotExist:
+            raise SettlementError(f"Run {run.pk} no longer exists: it was discarded.") from None
+        if run.status == SettlementRun.Status.CALCULATING and (
+            not calculation_stale(run) or not calculation_lock_try(run.pk)
+        ):
+            raise SettlementError(f"{being_calculated(run)} Discard it once it is done.")
+        if run.status not in UNFINISHED_STATUSES:
+            raise SettlementError(
+                f"Run {run.pk} is {run.status}: its lines are locked and stay; restate it to "
+                "correct them."
+            )
+        restated = run.restates
+        # As recalculating does (calculate_held_run): the disputes the lines carried are
+        # carried by none again. Lines before their run: on PostgreSQL a run that still has
+        # lines cannot be deleted (migration 0009).
+        Dispute.objects.filter(adjustment_line__run=run).update(adjustment_line=None)
+        run.lines.all().delete()
+        deleted, _ = SettlementRun.objects.filter(pk=run.pk, status=run.status).delete()
+        if not deleted:  # pragma: no cover - the row lock makes this unreachable
+            raise SettlementError(f"Run {run.pk} changed meanwhile; reload it.")
+    return restated
 
 
 def _sentences(*parts: str) -> str:
