@@ -27,6 +27,9 @@ message can be shown to the user as it is):
 - ``settlement_run_restate(run=, by=)`` -> version n+1, ``calculated``, holding only the
   differences from all approved versions of the period; ``None`` (and no run) when
   nothing changed. Refused while the period's latest version is unfinished.
+- ``settlement_run_restatement_request(run=, by=)`` -> version n+1, ``calculating``: the
+  console's restate button, calculated by the same task as above. When nothing changed
+  it stays, ``calculated`` with no line and notes saying so, to be discarded.
 - ``settlement_run_discard(run=, by=)`` -> the approved version the discarded run
   restated, or ``None``: deletes a draft or calculated run (or one whose calculation is
   ``calculation_stale``) and its lines; the disputes they carried are carried by none
@@ -53,6 +56,7 @@ from settlements.runs.access import is_settlement_staff, require_settlement_staf
 from settlements.runs.background import (
     settlement_run_calculate_background,
     settlement_run_calculation_request,
+    settlement_run_restatement_request,
 )
 from settlements.runs.errors import SettlementError
 from settlements.runs.rules import payment_rules_add, program_rates_rules, rules_for
@@ -82,4 +86,5 @@ __all__ = [
     "settlement_run_create",
     "settlement_run_discard",
     "settlement_run_restate",
+    "settlement_run_restatement_request",
 ]

@@ -2,8 +2,9 @@
 
 A large program takes longer than a web request may; the console therefore only claims the
 run (:func:`settlement_run_calculation_request`: ``calculating``, compare-and-set, the task
-enqueued when the transaction commits) and the worker of the "settlements" queue does the
-work (:func:`settlement_run_calculate_background`, called by
+enqueued when the transaction commits), or creates a restatement already claimed
+(:func:`settlement_run_restatement_request`), and the worker of the "settlements" queue
+does the work (:func:`settlement_run_calculate_background`, called by
 ``settlements.tasks.settlement_run_calculate_task``). The run's page polls
 ``calculation_sites_done`` of ``calculation_sites_total``, which the calculation writes as
 it goes, and shows the outcome, or ``calculation_error``, once the run is back to
@@ -36,6 +37,7 @@ from settlements.runs.services import (
     OPEN_STATUSES,
     being_calculated,
     calculate_held_run,
+    restatement_create,
 )
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,32 @@ def settlement_run_calculation_request(
             )
         settlement_run_calculate_task.delay_on_commit(current.pk, by.pk)
     return current
+
+
+def settlement_run_restatement_request(
+    *, run: SettlementRun, by: AbstractBaseUser
+) -> SettlementRun:
+    """Restate the last approved version of ``run``'s program and period in the
+    background: version n+1 (``restates`` = that version) is created ``calculating``, as
+    :func:`settlement_run_calculation_request` leaves a run, and the task is enqueued when
+    the transaction commits. Returns the new version; the worker stores only its
+    differences from the approved lines, or none, with notes saying that nothing changed
+    (the version then stays, calculated with no line, for someone to discard:
+    ``settlement_run_discard``). Should the calculation fail, the version is a draft with
+    ``calculation_error``, to calculate again or discard.
+
+    Raises ``PermissionDenied`` unless ``by`` is Billing or Program managers, and
+    ``SettlementError`` when the period has no approved version yet or its latest
+    version is unfinished (``settlements.runs.services.restatement_create``: the program's
+    row is locked, so two clicks make one version).
+    """
+    require_settlement_staff(by)
+    from settlements.tasks import settlement_run_calculate_task
+
+    with transaction.atomic():
+        restatement = restatement_create(run=run, by=by, calculating_since=timezone.now())
+        settlement_run_calculate_task.delay_on_commit(restatement.pk, by.pk)
+    return restatement
 
 
 def settlement_run_calculate_background(
