@@ -6,10 +6,10 @@ run, line and dispute are fetched through the access helpers, so another organiz
 object, and a run participants may not see yet (draft, calculated), answer 404 exactly
 like a missing one. Viewers read; admins and operators dispute and comment (403 for
 viewers). Console pages need staff with the matching permission (403 otherwise);
-Billing and Program managers also start, calculate, approve, export and restate runs
-there (a refusal, four eyes included, comes back as a message on the run page); a
-calculation runs in a worker while the run page polls its progress
-(:func:`console_run_progress`); deciding disputes is for program managers. Views
+Billing and Program managers also start, calculate, approve, export, restate and
+discard runs there (a refusal, four eyes included, comes back as a message on the run
+page); a calculation, a restatement's included, runs in a worker while the run page polls
+its progress (:func:`console_run_progress`); deciding disputes is for program managers. Views
 validate the form, call one service or selector and render; the rules live in
 ``settlements.disputes`` and ``settlements.statements``.
 """
@@ -44,7 +44,8 @@ from settlements.runs import (
     settlement_run_approve,
     settlement_run_calculation_request,
     settlement_run_create,
-    settlement_run_restate,
+    settlement_run_discard,
+    settlement_run_restatement_request,
 )
 
 RUN_VIEW_PERMISSION = "settlements.view_settlementrun"
@@ -371,7 +372,8 @@ def console_run_create(request: HttpRequest) -> HttpResponse:
 def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """One run: its lines, totals per organization, status and who did what; for Billing
     and Program managers, the buttons its status allows (calculate, approve, export,
-    restate)."""
+    restate, discard). A restatement that found no differences says so and offers to
+    discard it."""
     _require(request, RUN_VIEW_PERMISSION)
     run = get_object_or_404(
         SettlementRun.objects.select_related(
@@ -409,6 +411,15 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
             "may_export_history": request.user.has_perm(EXPORT_VIEW_PERMISSION),
             "stale": calculation_stale(run),
             "time_limit_minutes": CALCULATION_TIME_LIMIT // 60,
+            "no_differences": (
+                run.restates_id is not None
+                and run.status == SettlementRun.Status.CALCULATED
+                and not lines
+            ),
+            # The accepted disputes this run's lines carry: a discard un-carries them.
+            "carried_disputes": [
+                line.details["dispute_id"] for line in lines if "dispute_id" in line.details
+            ],
         },
     )
 
@@ -450,13 +461,16 @@ def console_run_progress(request: HttpRequest, run_id: int) -> JsonResponse:
 @staff_required
 @require_POST
 def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
-    """POST ``action`` = ``calculate``, ``approve``, ``export`` or ``restate``: call that
-    service and come back to the run page with what happened, or why it was refused (a run
-    in the wrong status or being calculated; four eyes: the one who calculated a run does
-    not approve it).
+    """POST ``action`` = ``calculate``, ``approve``, ``export``, ``restate`` or
+    ``discard``: call that service and come back to the run page with what happened, or
+    why it was refused (a run in the wrong status or being calculated; four eyes: the one
+    who calculated a run does not approve it).
 
     ``calculate`` only hands the run to a worker (a large program takes longer than a
     request may): the run page then shows the progress, and the outcome once done.
+    ``restate`` creates the next version, calculating in a worker the same way, and goes
+    to its page. After ``discard`` the run is gone: the answer goes to the version it
+    restated, or to the run list.
     """
     _require_settlement_staff(request)
     run = get_object_or_404(SettlementRun, pk=run_id)
@@ -484,19 +498,30 @@ def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
                 f"row{'s' if export.row_count != 1 else ''}, sha256 {export.sha256}.",
             )
         elif action == "restate":
-            restatement = settlement_run_restate(run=run, by=user)
-            if restatement is None:
-                messages.info(
-                    request,
-                    "Nothing changed since the approved version: no restatement was made.",
-                )
-            else:
+            restatement = settlement_run_restatement_request(run=run, by=user)
+            messages.info(
+                request,
+                f"Restating in the background: this page follows the progress of version "
+                f"{restatement.version} and shows the differences from the approved version "
+                "when it is done. Someone other than you approves it.",
+            )
+            return redirect("console:settlement_run", run_id=restatement.pk)
+        elif action == "discard":
+            restated = settlement_run_discard(run=run, by=user)
+            lines = f"{run.line_count} line{'s' if run.line_count != 1 else ''}"
+            if restated is None:
                 messages.success(
                     request,
-                    f"Version {restatement.version} holds the {restatement.line_count} "
-                    "differences from the approved version; someone other than you approves it.",
+                    f"Run {run.pk} ({run}) is discarded with its {lines}; the period has no "
+                    "run now.",
                 )
-                return redirect("console:settlement_run", run_id=restatement.pk)
+                return redirect("console:settlement_runs")
+            messages.success(
+                request,
+                f"Version {run.version} (run {run.pk}) is discarded with its {lines}; "
+                f"version {restated.version} stands as the period's approved settlement.",
+            )
+            return redirect("console:settlement_run", run_id=restated.pk)
         else:
             raise Http404("No such action.")
     except (SettlementError, PermissionDenied) as error:

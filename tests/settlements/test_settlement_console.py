@@ -1,6 +1,7 @@
 """The settlement console: who may open which page, and a run taken from draft to billing
-through its buttons (four eyes shown to the clerk, not a bare 403); the calculate button
-hands the run to a worker, and the page follows the calculation's progress."""
+through its buttons (four eyes shown to the clerk, not a bare 403); the calculate and
+restate buttons hand the run to a worker, and the page follows the calculation's progress
+(restating and discarding in detail: ``test_restatement_background``)."""
 
 from __future__ import annotations
 
@@ -200,16 +201,24 @@ def test_a_run_in_the_wrong_status_says_why(cast, client):
     assert cast.run.status == "approved"
 
 
-def test_restating_an_unchanged_period_makes_nothing(cast, client):
+def test_restating_an_unchanged_period_leaves_an_empty_version_to_discard(
+    cast, client, sent, django_capture_on_commit_callbacks
+):
     client.force_login(staff_user("Billing"))
 
-    response = _act(client, cast.run, "restate")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _act(client, cast.run, "restate")
 
-    assert (
-        "info",
-        "Nothing changed since the approved version: no restatement was made.",
-    ) in _messages(response)
-    assert SettlementRun.objects.count() == 1
+    restatement = SettlementRun.objects.get(version=2)
+    assert response.redirect_chain[-1][0] == reverse(
+        "console:settlement_run", args=[restatement.pk]
+    )
+    assert _deliver(sent) == [
+        {"run": restatement.pk, "status": "calculated", "lines": 0, "total": "0.00"}
+    ]
+    page = client.get(reverse("console:settlement_run", args=[restatement.pk])).content.decode()
+    assert "Nothing changed since the approved version of this period" in page
+    assert 'value="discard"' in page and 'value="approve"' not in page
 
 
 @pytest.mark.parametrize("who", ["Auditors", "participant"])
@@ -258,18 +267,24 @@ def test_the_run_pages_read_a_bounded_number_of_queries(
     )
 
 
-def test_a_restatement_holds_the_differences_and_supersedes_the_version_it_corrects(cast, client):
+def test_a_restatement_holds_the_differences_and_supersedes_the_version_it_corrects(
+    cast, client, sent, django_capture_on_commit_callbacks
+):
     # A late meter correction: Acme's event 1 reduction is 90 kW / 180 kWh, not 80 / 160.
     participation = cast.events[0].participations.get(enrollment__site__organization=cast.acme)
     perform(participation, average_kw="90", kwh="180")
     client.force_login(cast.clerk)
 
-    response = _act(client, cast.run, "restate")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _act(client, cast.run, "restate")
 
     restatement = SettlementRun.objects.get(version=2)
     assert response.redirect_chain[-1][0] == reverse(
         "console:settlement_run", args=[restatement.pk]
     )
+    assert restatement.status == "calculating"  # the worker calculates it
+    _deliver(sent)
+    restatement.refresh_from_db()
     # Capacity: factor (0.9 + 0.6) / 2 = 0.75, so 100 kW × $8 × 0.75 = $600.00, $40.00 more;
     # energy: 180 kWh × $0.50 = $90.00, $10.00 more. Birch did not change: no line.
     assert amounts(restatement) == [
