@@ -162,6 +162,16 @@ class PaymentRules:
         if cap is not None and cap < 0:
             raise ValueError(f"excess_charge_cap_per_event must not be negative, got {cap}")
 
+    @property
+    def paid_per_season(self) -> bool:
+        """Whether the rules pay by the season: capacity in $/kW-season, or a season
+        pay-for-performance rate. Such a program is settled with one season run; a month
+        run would pay a whole season's rate for one month, and a season payment on that
+        month's events alone."""
+        return (
+            self.capacity_rate is not None and self.capacity_unit == "kW-season"
+        ) or self.season_rate is not None
+
     def to_dict(self) -> dict[str, Any]:
         """Every field as a JSON-ready dict: Decimals as strings, the date in ISO form."""
         data: dict[str, Any] = {}

@@ -88,3 +88,32 @@ def rules_for(program: Program, on: dt.date) -> PaymentRules:
             f"{program} has no payment rules in effect on {on}: its first version takes "
             f"effect on {first}."
         ) from None
+
+
+def rules_for_period(program: Program, period_kind: str, period_start: dt.date) -> PaymentRules:
+    """The rules a run of ``period_kind`` starting ``period_start`` settles with
+    (:func:`rules_for` its first day). Raises ``SettlementError`` as ``rules_for`` does, and
+    as :func:`refuse_month_run_of_season_rules`."""
+    rules = rules_for(program, period_start)
+    refuse_month_run_of_season_rules(program, period_kind, rules)
+    return rules
+
+
+def refuse_month_run_of_season_rules(
+    program: Program, period_kind: str, rules: PaymentRules
+) -> None:
+    """Raise ``SettlementError`` for a month run of rules that pay by the season
+    (``PaymentRules.paid_per_season``): it would pay the whole season's capacity rate for
+    one month, and the season payment on that month's events alone."""
+    if period_kind != "month" or not rules.paid_per_season:
+        return
+    paid = (
+        "capacity in $/kW-season"
+        if rules.capacity_rate is not None and rules.capacity_unit == "kW-season"
+        else "a season pay-for-performance rate"
+    )
+    raise SettlementError(
+        f"{program} pays {paid} (payment rules {rules.version or 'unnamed'}): settle it "
+        f"with one season run, {program.season_start} to {program.season_end}, not by the "
+        "month."
+    )

@@ -46,7 +46,11 @@ from settlements.runs.calculation import (
     storage_order,
 )
 from settlements.runs.errors import SettlementError
-from settlements.runs.rules import rules_for
+from settlements.runs.rules import (
+    refuse_month_run_of_season_rules,
+    rules_for,
+    rules_for_period,
+)
 
 OPEN_STATUSES = (SettlementRun.Status.DRAFT, SettlementRun.Status.CALCULATED)
 #: Not approved yet: open, or being calculated in the background.
@@ -95,12 +99,19 @@ def settlement_run_create(
     (``period_end``, if given, its last). ``"season"``: the program's season,
     ``period_start``/``period_end`` equal to ``season_start``/``season_end`` (the end may
     be left out). Raises ``PermissionDenied`` unless ``by`` is Billing or Program
-    managers, and ``SettlementError`` for a malformed period or one that overlaps
-    another run of the program (open: finish or recalculate it; approved for the same
-    period: restate it instead).
+    managers, and ``SettlementError`` for a malformed period, a month of rules that pay
+    by the season (``PaymentRules.paid_per_season``: one season run settles those), or a
+    period that overlaps another run of the program (open: finish or recalculate it;
+    approved for the same period: restate it instead).
     """
     require_settlement_staff(by)
     period_end = _checked_period(program, period_kind, period_start, period_end)
+    try:
+        rules = rules_for(program, period_start)
+    except SettlementError:
+        rules = None  # none in effect yet: calculating the run says so
+    if rules is not None:
+        refuse_month_run_of_season_rules(program, period_kind, rules)
     with transaction.atomic():
         # Serialises run creation per program: two clerks cannot both pass the check.
         Program.objects.select_for_update().filter(pk=program.pk).first()
@@ -247,7 +258,9 @@ def _calculate_and_store(
 ) -> _Stored:
     """Compute ``run``'s lines (a restatement: their differences) and store them."""
     calculation = calculate_lines(
-        run, rules_for(run.program, run.period_start), on_progress=on_progress
+        run,
+        rules_for_period(run.program, run.period_kind, run.period_start),
+        on_progress=on_progress,
     )
     notes = list(calculation.notes)
     lines: Iterable[tuple[LineItem, LineSource]] = calculation.lines

@@ -10,8 +10,10 @@ import pytest
 from enrollment.models import Nomination
 from events.models import Event, Participation
 from settlements.models import SettlementRun
+from settlements.payments import PaymentRules
 from settlements.runs import (
     SettlementError,
+    payment_rules_add,
     rules_for,
     settlement_run_calculate,
     settlement_run_create,
@@ -282,6 +284,53 @@ def test_overlapping_and_malformed_periods_are_refused(july_program):
             period_start=dt.date(2026, 5, 1),
             by=manager,
         )
+
+
+@pytest.mark.parametrize(
+    ("rules", "paid"),
+    [
+        ({"capacity_rate": "40", "capacity_unit": "kW-season"}, r"capacity in \$/kW-season"),
+        ({"season_rate": "10"}, "a season pay-for-performance rate"),
+    ],
+)
+def test_rules_paying_by_the_season_are_settled_by_the_season_not_the_month(db, rules, paid):
+    """A month run would pay the season's capacity rate once per month (4x over June to
+    September), or a season payment on one month's events alone: refused, at creation and
+    (for rules added after the run was created) at calculation."""
+    manager = staff_user("Program managers")
+    program = make_program(**rules)
+    enrollment = enroll(program, "100")
+    participate(event(program, dt.date(2026, 7, 14)), enrollment, average_kw="80", kwh="160")
+    participate(event(program, dt.date(2026, 8, 11)), enrollment, average_kw="60", kwh="120")
+
+    with pytest.raises(SettlementError, match=f"pays {paid} .*one season run, 2026-06-01 to"):
+        settlement_run_create(program=program, period_kind="month", period_start=JULY, by=manager)
+    assert not SettlementRun.objects.filter(program=program).exists()
+
+    run = calculated(program, by=manager, period_kind="season", start=dt.date(2026, 6, 1))
+    if "season_rate" in rules:
+        # Once for the season: the mean of 80 and 60 kW = 70 kW-season x $10 = $700.00.
+        assert amounts(run) == [("season", None, "700.00")]
+    else:
+        # Once for the season: 100 kW x $40 x factor (0.8 + 0.6) / 2 = 0.7 = $2,800.00.
+        assert amounts(run) == [("capacity", None, "2800.00")]
+
+
+def test_a_month_run_refuses_to_calculate_under_season_rules_added_after_it(db):
+    manager = staff_user("Program managers")
+    program = make_program()  # no stored rules yet: its simple rates
+    enroll(program, "100")
+    run = settlement_run_create(program=program, period_kind="month", period_start=JULY, by=manager)
+    payment_rules_add(
+        program=program,
+        rules=PaymentRules(effective_from=dt.date(2026, 1, 1), season_rate=Decimal("10")),
+        by=manager,
+    )
+
+    with pytest.raises(SettlementError, match="settle it with one season run"):
+        settlement_run_calculate(run=run, by=manager)
+    run.refresh_from_db()
+    assert (run.status, run.line_count) == (SettlementRun.Status.DRAFT, 0)
 
 
 def test_a_settled_period_is_restated_not_settled_again(july_program):

@@ -95,3 +95,19 @@ def test_rules_round_trip_through_a_json_ready_dict() -> None:
 def test_stored_rules_with_an_unknown_setting_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown payment rule setting"):
         PaymentRules.from_dict({"effective_from": "2026-01-01", "capacity_rat": "10"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "per_season"),
+    [
+        ({"capacity_rate": Decimal("8"), "capacity_unit": "kW-month"}, False),
+        ({"capacity_rate": Decimal("40"), "capacity_unit": "kW-season"}, True),
+        ({"energy_rate": Decimal("0.25")}, False),
+        ({"energy_rate": Decimal("0.25"), "season_rate": Decimal("10")}, True),
+        # A season unit without a capacity rate pays nothing by the season.
+        ({"capacity_unit": "kW-season", "energy_rate": Decimal("0.25")}, False),
+    ],
+)
+def test_rules_paying_by_the_season_say_so(changes: dict, per_season: bool) -> None:
+    rules = PaymentRules(effective_from=dt.date(2026, 1, 1), **changes)
+    assert rules.paid_per_season is per_season
