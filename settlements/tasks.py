@@ -76,12 +76,14 @@ def settlement_run_calculate_task(run_id: int, user_id: int) -> dict[str, str | 
     from settlements.models import SettlementRun
     from settlements.runs import settlement_run_calculate_background
 
-    run = SettlementRun.objects.get(pk=run_id)
+    run = SettlementRun.objects.filter(pk=run_id).first()
+    if run is None:  # discarded before this message came (a stale run, delivered again)
+        return {"run": run_id, "skipped": "discarded"}
     user = get_user_model().objects.get(pk=user_id)
     calculated = settlement_run_calculate_background(run=run, by=user)
     if calculated is None:
-        run.refresh_from_db()
-        return {"run": run_id, "status": run.status, "skipped": "not calculating"}
+        status = SettlementRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        return {"run": run_id, "status": status or "discarded", "skipped": "not calculating"}
     if calculated.calculation_error:
         return {"run": run_id, "status": calculated.status, "error": calculated.calculation_error}
     return {

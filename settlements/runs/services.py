@@ -298,7 +298,13 @@ def _notes(calculation: Calculation, notes: list[str]) -> str:
 
 
 def _locked(run: SettlementRun) -> SettlementRun:
-    return SettlementRun.objects.select_for_update().select_related("program").get(pk=run.pk)
+    """``run`` read again under its row lock; ``SettlementError`` when it was discarded
+    meanwhile (a page or a worker still holding it)."""
+    locked = SettlementRun.objects.select_for_update().select_related("program").filter(pk=run.pk)
+    current = locked.first()
+    if current is None:
+        raise SettlementError(f"Run {run.pk} no longer exists: it was discarded.")
+    return current
 
 
 def approved_lines(run: SettlementRun) -> tuple[list[LineItem], dict[LineKey, LineSource]]:
@@ -715,10 +721,7 @@ def settlement_run_discard(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
 
     require_settlement_staff(by)
     with transaction.atomic():
-        try:
-            run = _locked(run)
-        except SettlementRun.DoesNotExist:
-            raise SettlementError(f"Run {run.pk} no longer exists: it was discarded.") from None
+        run = _locked(run)
         if run.status == SettlementRun.Status.CALCULATING and (
             not calculation_stale(run) or not calculation_lock_try(run.pk)
         ):

@@ -27,6 +27,7 @@ from settlements.runs import (
     SettlementError,
     background,
     settlement_run_approve,
+    settlement_run_calculate,
     settlement_run_calculate_background,
     settlement_run_calculation_request,
     settlement_run_create,
@@ -504,6 +505,15 @@ def test_a_run_approved_or_discarded_meanwhile_is_not_discarded_or_claimed(
         settlement_run_calculation_request(run=draft, by=manager)
     with pytest.raises(SettlementError, match="no longer exists"):
         settlement_run_discard(run=draft, by=manager)
+    # Nor approved or calculated from a copy loaded before (a 404 through the console).
+    for service in (settlement_run_approve, settlement_run_calculate):
+        with pytest.raises(SettlementError, match=f"Run {draft.pk} no longer exists"):
+            service(run=draft, by=billing_clerk)
+    # A message for it delivered again to a worker is skipped, not an error in its log.
+    assert settlement_run_calculate_task(draft.pk, manager.pk) == {
+        "run": draft.pk,
+        "skipped": "discarded",
+    }
     assert sent == []
     response = client.post(
         reverse("console:settlement_run_action", args=[draft.pk]), {"action": "approve"}
