@@ -459,6 +459,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "program",
         "status",
         "committed_kw",
+        "firm_service_level_kw",
         "applied_by",
         "applied_at",
         "active_from",

@@ -617,6 +617,19 @@ class Enrollment(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.APPLIED)
     # The committed kW in effect now; its effective-dated history is in Nomination.
     committed_kw = models.DecimalField(**KW)
+    # Firm-service-level programs: the kW the site's load must stay at or below during
+    # events; energy above it is charged at the rules' excess_energy_rate. Not effective-dated:
+    # a settlement run (and a restatement) reads the value held when it is calculated.
+    firm_service_level_kw = models.DecimalField(
+        **KW,
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(Decimal("0"), message="The firm service level cannot be negative.")
+        ],
+        help_text="kW the site's load must stay at or below during events (firm service "
+        "level programs); empty when the program has none.",
+    )
     applied_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="applications"
     )

@@ -308,6 +308,31 @@ def nomination_change(
     return nomination
 
 
+def enrollment_firm_service_level_set(
+    *, enrollment: Enrollment, firm_service_level_kw: Decimal | None, by: AbstractBaseUser
+) -> Enrollment:
+    """Set (or clear, with ``None``) the kW ``enrollment``'s site must stay at or below during
+    events, for programs that charge energy above a firm service level.
+
+    Returns the enrollment, updated. Raises ``PermissionDenied`` unless ``by`` is a program
+    manager, and ``ValidationError`` (keyed ``firm_service_level_kw``) for a negative value.
+    The level is not effective-dated: a settlement run, or a restatement of an earlier
+    period, uses the value held when it is calculated.
+    """
+    _require_manager(by)
+    previous = enrollment.firm_service_level_kw
+    enrollment.firm_service_level_kw = firm_service_level_kw
+    # This field's own checks only (sign, digits): the rest of the row is not being changed.
+    others = [f.name for f in Enrollment._meta.concrete_fields if f.name != "firm_service_level_kw"]
+    try:
+        enrollment.clean_fields(exclude=others)
+    except ValidationError:
+        enrollment.firm_service_level_kw = previous
+        raise
+    enrollment.save(update_fields=["firm_service_level_kw"])
+    return enrollment
+
+
 # --- audits and enablement -------------------------------------------------------------------
 
 
