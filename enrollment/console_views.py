@@ -1,7 +1,8 @@
 """Manager console pages of the enrollment app: enrollments, the review queue, capacity.
 
 Every page is for staff (``staff_required``) holding the enrollment view permission; the
-review decisions are for program managers only (``enrollment.change_enrollment``). The
+review decisions and the firm service level are for program managers only
+(``enrollment.change_enrollment``). The
 views validate input, call one selector or service and render; rules live in services.
 """
 
@@ -183,6 +184,11 @@ def enrollment_detail(request: HttpRequest, enrollment_id: int) -> HttpResponse:
             "consents": enrollment.consents.select_related("user").order_by("accepted_at", "pk"),
             "may_decide": _may_decide(request) and _in_review(enrollment),
             "decision_form": DecisionForm(),
+            # Program managers set the firm service level (the same permission as decisions).
+            "may_set_firm_level": _may_decide(request),
+            "firm_level_form": FirmServiceLevelForm(
+                initial={"firm_service_level_kw": enrollment.firm_service_level_kw}
+            ),
         },
     )
 
@@ -298,3 +304,47 @@ def capacity_summary(request: HttpRequest) -> HttpResponse:
             "total_kw": total["committed_kw"] or Decimal("0"),
         },
     )
+
+
+class FirmServiceLevelForm(forms.Form):
+    # Only "is it a number": the sign and the digits are the service's to check, so that the
+    # page and any other caller get the same message.
+    firm_service_level_kw = forms.DecimalField(
+        required=False,
+        label="Firm service level (kW)",
+        help_text="Load the site must stay at or below during events; empty for none.",
+    )
+
+
+@staff_required
+@require_POST
+def enrollment_firm_level(request: HttpRequest, enrollment_id: int) -> HttpResponse:
+    """Set or clear an enrollment's firm service level through
+    services.enrollment_firm_service_level_set, then show the enrollment again."""
+    if not _may_decide(request):
+        raise PermissionDenied("Only program managers set the firm service level.")
+    enrollment = get_object_or_404(
+        Enrollment.objects.select_related("site", "program"), pk=enrollment_id
+    )
+    detail = reverse("console:enrollment_detail", args=[enrollment.pk])
+    form = FirmServiceLevelForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, f"Firm service level: {' '.join(errors)}")
+        return redirect(detail)
+    level = form.cleaned_data["firm_service_level_kw"]
+    try:
+        services.enrollment_firm_service_level_set(
+            enrollment=enrollment, firm_service_level_kw=level, by=request.user
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect(detail)
+    if level is None:
+        messages.success(request, f"{enrollment.site.name} has no firm service level now.")
+    else:
+        messages.success(
+            request, f"{enrollment.site.name}'s firm service level is now {level:.3f} kW."
+        )
+    return redirect(detail)

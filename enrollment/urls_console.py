@@ -18,5 +18,10 @@ urlpatterns = [
         console_views.enrollment_decide,
         name="enrollment_decide",
     ),
+    path(
+        "enrollments/<int:enrollment_id>/firm-level/",
+        console_views.enrollment_firm_level,
+        name="enrollment_firm_level",
+    ),
     path("capacity/", console_views.capacity_summary, name="capacity_summary"),
 ]
