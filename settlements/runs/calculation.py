@@ -27,6 +27,11 @@ Choices (documented for the statements pages built on top):
 - Accepted disputes of the program's lines with an adjustment amount, not carried yet
   (or carried by an approved earlier version of this period, so a restatement keeps
   them): one adjustment line each, reference ``dispute:<id>``.
+- Excess energy (rules with an ``excess_energy_rate``): per measured participation, the
+  kWh of the actual load above the enrollment's ``firm_service_level_kw`` in the
+  performance's intervals (:func:`excess_above`), the level as held when the run is
+  calculated. An enrollment without a firm level gets no excess line and is named in the
+  notes. Rules without an excess rate read no intervals for it.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ PERFORMANCE_COLUMNS = (
 #: site and organization, its status and committed kW; the performance's id, version,
 #: status, method, selected days (as the jsonb text, see :func:`_days_text`), adjustment,
 #: reduction kWh, average kW, ratio and interval minutes (``intervals`` is added for
-#: floor_interval).
+#: floor_interval and for excess energy).
 PARTICIPATION_COLUMNS = (
     "pk",
     "event_id",
@@ -293,7 +298,10 @@ def calculate_lines(
     events = completed_events(run)
     event_info = {pk: (kind, starts_at) for pk, kind, starts_at in events}
     needs_intervals = rules.negative_reductions == "floor_interval"
-    participations = participations_measured(list(event_info), with_intervals=needs_intervals)
+    charges_excess = rules.excess_energy_rate is not None
+    # Intervals are read only when the rules need them: most programs settle on totals.
+    reads_intervals = needs_intervals or charges_excess
+    participations = participations_measured(list(event_info), with_intervals=reads_intervals)
     commitments = _Commitments(program.pk)
     months = period_months(run.period_start, run.period_end)
     site_org: dict[int, int] = {}
@@ -318,6 +326,19 @@ def calculate_lines(
     outcomes: dict[int, list[EventOutcome]] = defaultdict(list)
     # (site, event) -> the source of its event line: performance id, measurement sentence
     measured: dict[tuple[int, int], LineSource] = {}
+    # Excess energy only: each enrollment's firm level and site name, the source of each
+    # excess line (its own sentence: firm level and intervals above it), and the
+    # enrollments without a firm level (for the notes).
+    firm_levels: dict[int, tuple[Decimal | None, str]] = {}
+    excess_measured: dict[tuple[int, int], LineSource] = {}
+    without_firm_level: dict[int, tuple[int, str]] = {}
+    if charges_excess:
+        firm_levels = {
+            pk: (level, site_name)
+            for pk, level, site_name in Enrollment.objects.filter(
+                program_id=program.pk
+            ).values_list("pk", "firm_service_level_kw", "site__name")
+        }
     # Per event, once: its start, whether it is a test, and its local date.
     event_facts = {
         pk: (starts_at, kind == Event.Kind.TEST, starts_at.astimezone(zone).date())
@@ -344,20 +365,57 @@ def calculate_lines(
             reduction_kwh, average_kw, ratio, interval_minutes,
         ) = row[7:17]  # fmt: skip
         if performance_status == computed and reduction_kwh is not None and average_kw is not None:
-            if needs_intervals:
-                reductions = tuple(
-                    None if actual is None else Decimal(repr(baseline)) - Decimal(repr(actual))
-                    for _, baseline, _, actual in row[17]
-                )
-                outcome = EventOutcome(
-                    event_key=event_id,
-                    event_date=event_date,
-                    committed_kw=committed_kw,
-                    is_test=is_test,
-                    opted_out=opted_out,
-                    reduction_kw=reductions,
-                    interval_minutes=interval_minutes,
-                )
+            if reads_intervals:
+                intervals = row[17]
+                excess_kwh = None
+                if charges_excess:
+                    firm_kw, site_name = firm_levels.get(enrollment_id, (None, ""))
+                    if firm_kw is None:
+                        without_firm_level[enrollment_id] = (site_id, site_name)
+                    else:
+                        excess_kwh, above, with_data = excess_above(
+                            intervals, firm_kw, interval_minutes
+                        )
+                        if not with_data:
+                            notes.append(
+                                f"Participation {pk} (site {site_id}, event {event_id} on "
+                                f"{event_date}): performance v{version} has no interval data; "
+                                "no excess energy charge."
+                            )
+                        excess_measured[(site_id, event_id)] = LineSource(
+                            organization_id,
+                            site_id,
+                            event_id,
+                            starts_at,
+                            performance_id,
+                            note=_excess_text(firm_kw, above, with_data, interval_minutes, version),
+                        )
+                if needs_intervals:
+                    reductions = tuple(
+                        None if actual is None else Decimal(repr(baseline)) - Decimal(repr(actual))
+                        for _, baseline, _, actual in intervals
+                    )
+                    outcome = EventOutcome(
+                        event_key=event_id,
+                        event_date=event_date,
+                        committed_kw=committed_kw,
+                        is_test=is_test,
+                        opted_out=opted_out,
+                        reduction_kw=reductions,
+                        interval_minutes=interval_minutes,
+                        excess_kwh=excess_kwh,
+                    )
+                else:
+                    outcome = EventOutcome(
+                        event_key=event_id,
+                        event_date=event_date,
+                        committed_kw=committed_kw,
+                        is_test=is_test,
+                        opted_out=opted_out,
+                        reduction_kwh=reduction_kwh,
+                        average_reduction_kw=average_kw,
+                        excess_kwh=excess_kwh,
+                    )
             else:
                 outcome = EventOutcome.from_totals(
                     event_id,
@@ -402,6 +460,13 @@ def calculate_lines(
             )
             continue
         outcomes[site_id].append(outcome)
+    for enrollment_id, (site_id, site_name) in sorted(
+        without_firm_level.items(), key=lambda item: (item[1][0], item[0])
+    ):
+        notes.append(
+            f"Site {site_id} ({site_name}, enrollment {enrollment_id}): no firm service level; "
+            "no excess energy charge."
+        )
 
     # Sites settled, by organization; the others named in the notes.
     sites_of: dict[int, list[int]] = defaultdict(list)
@@ -475,6 +540,15 @@ def calculate_lines(
                                 organization_id, site_id, event_id, event_start[event_id]
                             )
                     found.append((item, source))
+            if excess_measured:
+                # An excess line's own source: the same performance, with the firm level and
+                # the intervals above it instead of the baseline sentence.
+                found = [
+                    (item, excess_measured.get((source.site_id, item.event_key), source))  # type: ignore[arg-type]
+                    if item.kind == "excess_energy"
+                    else (item, source)
+                    for item, source in found
+                ]
             extra = others.get(organization_id)
             if extra:
                 # Installments and carried disputes go among the sites' lines.
@@ -488,6 +562,42 @@ def calculate_lines(
                     next_report = sites_done + step
 
     return Calculation(rules=rules, lines=lines(), notes=notes)
+
+
+def excess_above(
+    intervals: list[list], firm_kw: Decimal, interval_minutes: int
+) -> tuple[Decimal, int, int]:
+    """kWh used above ``firm_kw`` in a performance's ``intervals`` (``[start, baseline kW,
+    adjusted kW, actual kW]`` each, actual ``None`` where the meter has no reading), with
+    how many intervals were above it and how many had a reading.
+
+    kWh = sum over intervals with a reading of max(actual kW - firm kW, 0) x minutes / 60
+    (the sum first, then the one division, as the calculator sums reductions). Floats
+    become Decimals by their shortest repr; nothing is rounded.
+    """
+    total, above, with_data = Decimal(0), 0, 0
+    for _, _, _, actual in intervals:
+        if actual is None:
+            continue
+        with_data += 1
+        actual_kw = Decimal(repr(actual))
+        if actual_kw > firm_kw:
+            total += actual_kw - firm_kw
+            above += 1
+    return total * interval_minutes / 60, above, with_data
+
+
+def _excess_text(
+    firm_kw: Decimal, above: int, with_data: int, interval_minutes: int, version: int
+) -> str:
+    """The sentence after an excess line's formula: the firm level, and how many of the
+    event's intervals went above it (so the kWh can be summed by hand from the event's
+    performance)."""
+    noun = "interval" if with_data == 1 else "intervals"
+    return (
+        f"Firm service level {firm_kw:,.3f} kW: actual load above it in {above} of "
+        f"{with_data} {noun} of {interval_minutes} min (performance v{version})."
+    )
 
 
 def _installment_lines(run: SettlementRun) -> list[tuple[LineItem, LineSource]]:

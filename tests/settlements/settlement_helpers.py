@@ -105,6 +105,22 @@ def perform(participation: Participation, *, average_kw: str, kwh: str | None = 
     )
 
 
+def measure_intervals(
+    performance: EventPerformance, actual_kw: list[float | None], *, baseline_kw: float = 180.0
+) -> EventPerformance:
+    """Give ``performance`` its event intervals as the performance calculation stores them,
+    ``[start, baseline kW, adjusted kW, actual kW]``, one per ``actual_kw`` (``None``: no
+    reading), every ``interval_minutes`` from the event's start; the baseline flat."""
+    start = performance.participation.event.starts_at.astimezone(dt.UTC)
+    step = dt.timedelta(minutes=performance.interval_minutes)
+    performance.intervals = [
+        [(start + index * step).isoformat(), baseline_kw, baseline_kw, actual]
+        for index, actual in enumerate(actual_kw)
+    ]
+    performance.save(update_fields=["intervals"])
+    return performance
+
+
 def installment(site, program, *, amount: str, kind: str = "installment", due=dt.date(2026, 7, 20)):
     """A due enablement installment (or clawback) of a project at ``site``."""
     project = EnablementProject.objects.get_or_create(
