@@ -6,9 +6,11 @@ separated, ``\\n`` line endings (also after the last row), a header row of
 are quoted only when they contain a comma, a quote or a line break. Amounts have exactly
 two decimals (``-12.50``); quantities and rates are plain decimals without exponent or
 trailing zeros (``120``, ``0.125``); dates are ISO (``2026-07-01``), the event start is
-UTC ISO with a ``Z`` (``2026-07-15T18:00:00Z``). The file holds no timestamp or user, so
-exporting the same run twice gives byte-identical files (same sha256). A restatement's
-file holds only its difference lines.
+UTC ISO with a ``Z`` (``2026-07-15T18:00:00Z``). The file holds no timestamp or user, and
+names the program, organizations and sites as the run's approval recorded them
+(``settlements.runs.parties``), not as they stand now, so exporting the same run twice
+gives byte-identical files (same sha256) that bill the accounts the lines were approved
+for. A restatement's file holds only its difference lines.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from enrollment.models import Organization, Site
 from events.models import Event
 from settlements.models import BillingExport, SettlementLine, SettlementRun
 from settlements.runs.access import require_settlement_staff
 from settlements.runs.errors import SettlementError
+from settlements.runs.parties import BilledParties, billed_parties
 
 CURRENCY = "USD"
 
@@ -84,8 +86,9 @@ def _utc(value: dt.datetime | None) -> str:
 
 
 #: What a CSV row reads of each line, in order (one query of the run's lines; no model
-#: instances, and not the lines' explanations or details). The few organizations, sites
-#: and events of the run are read and formatted once each, not once per line.
+#: instances, and not the lines' explanations or details). The organizations and sites
+#: come from the run's approval record; the few events are read and formatted once each,
+#: not once per line.
 LINE_COLUMNS = (
     "organization_id",
     "site_id",
@@ -101,33 +104,29 @@ LINE_COLUMNS = (
 )
 
 
-def billing_csv(run: SettlementRun) -> tuple[bytes, int]:
+def billing_csv(run: SettlementRun, parties: BilledParties | None = None) -> tuple[bytes, int]:
     """The run's billing CSV (bytes, see the module docstring) and its number of data rows.
 
-    Reads the run and its lines only; deterministic for a run whose lines are locked.
+    Reads the run's lines and events; the program, organizations and sites are
+    ``parties``, by default :func:`billed_parties` of the run (for a locked run, its
+    approval record). Deterministic for a run whose lines are locked.
     """
+    parties = parties or billed_parties(run)
     head = (
         run.pk,
         run.version,
         run.restates_id or "",
-        run.program.name,
+        parties.program,
         run.period_kind,
         run.period_start.isoformat(),
         run.period_end.isoformat(),
     )
     lines = SettlementLine.objects.filter(run=run).order_by()
     organizations = {
-        pk: (account, name)
-        for pk, account, name in Organization.objects.filter(
-            pk__in=lines.values("organization_id")
-        ).values_list("pk", "billing_account_number", "legal_name")
+        pk: (party.billing_account_number, party.legal_name)
+        for pk, party in parties.organizations.items()
     }
-    sites = {
-        pk: (name, service_account)
-        for pk, name, service_account in Site.objects.filter(
-            pk__in=lines.filter(site__isnull=False).values("site_id")
-        ).values_list("pk", "name", "service_account_number")
-    }
+    sites = {pk: (party.name, party.service_account_number) for pk, party in parties.sites.items()}
     event_starts = {
         event_id: _utc(starts_at)
         for event_id, starts_at in Event.objects.filter(
@@ -169,10 +168,12 @@ def billing_csv(run: SettlementRun) -> tuple[bytes, int]:
     return buffer.getvalue().encode("utf-8"), count
 
 
-def billing_file_name(run: SettlementRun) -> str:
-    """``settlement-<program>-<start>-<end>-v<version>.csv`` (the same for every export)."""
+def billing_file_name(run: SettlementRun, parties: BilledParties | None = None) -> str:
+    """``settlement-<program>-<start>-<end>-v<version>.csv`` (the same for every export),
+    the program named as in ``parties`` (by default :func:`billed_parties` of the run)."""
+    program = (parties or billed_parties(run)).program
     return (
-        f"settlement-{slugify(run.program.name)}-{run.period_start:%Y%m%d}-"
+        f"settlement-{slugify(program)}-{run.period_start:%Y%m%d}-"
         f"{run.period_end:%Y%m%d}-v{run.version}.csv"
     )
 
@@ -194,10 +195,11 @@ def billing_export_create(*, run: SettlementRun, by: AbstractBaseUser) -> Billin
             raise SettlementError(
                 f"Run {run.pk} is {run.status}; only approved runs are exported to billing."
             )
-        content, rows = billing_csv(run)
+        parties = billed_parties(run)
+        content, rows = billing_csv(run, parties)
         export = BillingExport.objects.create(
             run=run,
-            file_name=billing_file_name(run),
+            file_name=billing_file_name(run, parties),
             content=content,
             sha256=hashlib.sha256(content).hexdigest(),
             row_count=rows,

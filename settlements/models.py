@@ -373,6 +373,11 @@ class SettlementRun(models.Model):
     # The payment rules the lines were calculated with (``PaymentRules.to_dict()``), once
     # for the run: each line's details hold only that line's own inputs.
     rules = models.JSONField(default=dict, blank=True)
+    # Who the lines bill, recorded by the approval: the program's name and each
+    # organization's and site's billing identities as they were approved
+    # (``settlements.runs.parties``). The export and statements of a locked run read this,
+    # not the current rows, so they never change. Empty until the run is approved.
+    billed_parties = models.JSONField(default=dict, blank=True)
     # The background calculation: when it was asked for (a run calculating for longer than
     # the task's time limit has lost its worker), how far it got (sites settled of the
     # program's sites, written from inside the calculation), and why the last one failed.

@@ -315,6 +315,7 @@ class RunCreateForm(forms.Form):
 def _run_list(request: HttpRequest, create_form: RunCreateForm | None = None) -> HttpResponse:
     runs = (
         SettlementRun.objects.select_related("program", "restates", "calculated_by", "approved_by")
+        .defer(*statements.UNLISTED)
         .annotate(open_disputes=Count("lines__disputes", filter=Q(lines__disputes__status="open")))
         .order_by("-period_start", "program__name", "-version")
     )

@@ -12,6 +12,12 @@ visible), :func:`statement_build` (lines grouped by site with the path from kW t
 dollars and, for the page, each event line's load chart). Files: :func:`statement_csv`
 and :func:`statement_pdf`, both deterministic for a given statement (the same bytes every
 time).
+
+A statement names the program, the organization and its sites as the run's approval
+recorded them (``settlements.runs.parties``), not as they stand now: a renamed site or a
+new billing account number changes neither the page nor the files of an approved run.
+Nor does the run's later workflow (exported, superseded) or the server's time zone
+change the files.
 """
 
 from __future__ import annotations
@@ -33,9 +39,13 @@ from events.models import Participation
 from settlements.disputes import disputes_for_lines, lines_corrected_later
 from settlements.models import Dispute, EventPerformance, SettlementLine, SettlementRun
 from settlements.performance import adjustment_text
+from settlements.runs.parties import BilledOrganization, BilledSite, billed_parties
 
 #: Run statuses a participant sees.
 VISIBLE_STATUSES = tuple(SettlementRun.LOCKED_STATUSES)
+#: What a list of runs leaves unread: a season run's record of who it bills holds a
+#: thousand sites.
+UNLISTED = ("billed_parties", "restates__billed_parties")
 CURRENCY = "USD"
 ZERO = Decimal("0.00")
 
@@ -70,6 +80,7 @@ def statement_runs(organization: Organization) -> list[RunSummary]:
     runs = (
         SettlementRun.objects.filter(pk__in=totals)
         .select_related("program", "restates")
+        .defer(*UNLISTED)
         .order_by("-period_start", "program__name", "-version")
     )
     return [
@@ -178,9 +189,11 @@ class StatementLine:
 
 @dataclasses.dataclass(frozen=True)
 class SiteGroup:
-    """A site's lines (``site`` None: lines of the whole organization) and their total."""
+    """A site's lines (``site`` None: lines of the whole organization) and their total;
+    ``billed_site`` is the site's name and service account as the lines bill them."""
 
     site: Site | None
+    billed_site: BilledSite | None
     lines: list[StatementLine]
     total: Decimal
 
@@ -191,10 +204,15 @@ class SiteGroup:
 
 @dataclasses.dataclass(frozen=True)
 class Statement:
-    """``organization``'s lines of ``run``, grouped by site; ``total`` is their sum ($)."""
+    """``organization``'s lines of ``run``, grouped by site; ``total`` is their sum ($).
+    ``program_name`` and ``billed_organization`` (legal name, billing account) are what
+    the lines bill (see ``settlements.runs.parties``); ``organization`` is the current
+    row, for links and ids."""
 
     organization: Organization
     run: SettlementRun
+    program_name: str
+    billed_organization: BilledOrganization
     groups: list[SiteGroup]
     total: Decimal
     line_count: int
@@ -248,11 +266,15 @@ def statement_build(
     name order, then lines of the whole organization), each with its performance and,
     with ``with_disputes``, its disputes and their history and the later line that
     corrected it, if any; with ``with_charts``, each event line's chart (baseline and
-    actual kW over the event day, see :func:`event_line_charts`). Six queries at most.
+    actual kW over the event day, see :func:`event_line_charts`). The program,
+    organization and sites are named as the run's approval recorded them; a run not
+    approved yet names them as they stand. Six queries at most for a locked run, eight
+    for another.
 
     The caller has checked that the run is visible (:func:`statement_run`).
     """
     lines = list(statement_lines(organization, run))
+    parties = billed_parties(run, organization_id=organization.pk)
     zone = ZoneInfo(run.program.time_zone)
     disputes = disputes_for_lines(lines) if with_disputes else {}
     corrections = lines_corrected_later(run, lines) if with_disputes else {}
@@ -271,20 +293,29 @@ def statement_build(
             )
         )
         sites[line.site_id] = line.site
+    billed_sites = {key: parties.sites[key] if key is not None else None for key in by_site}
     order = sorted(
-        by_site, key=lambda key: (key is None, sites[key].name if sites[key] else "", key or 0)
+        by_site,
+        key=lambda key: (key is None, billed_sites[key].name if key is not None else "", key or 0),
     )
     groups = [
         SiteGroup(
             site=sites[key],
+            billed_site=billed_sites[key],
             lines=by_site[key],
             total=sum((item.line.amount for item in by_site[key]), ZERO),
         )
         for key in order
     ]
+    # An organization without lines in the run is not in its record: named as it stands.
+    billed_organization = parties.organizations.get(organization.pk) or BilledOrganization.of(
+        organization
+    )
     return Statement(
         organization=organization,
         run=run,
+        program_name=parties.program,
+        billed_organization=billed_organization,
         groups=groups,
         total=sum((group.total for group in groups), ZERO),
         line_count=len(lines),
@@ -353,8 +384,9 @@ def statement_file_name(statement: Statement, extension: str) -> str:
         run.period_start.month,
     ):
         period += f"-to-{run.period_end:%Y-%m}"
-    account = slugify(statement.organization.billing_account_number) or "account"
-    return f"statement-{account}-{slugify(run.program.name)}-{period}-v{run.version}.{extension}"
+    account = slugify(statement.billed_organization.billing_account_number) or "account"
+    program = slugify(statement.program_name)
+    return f"statement-{account}-{program}-{period}-v{run.version}.{extension}"
 
 
 def _plain(value: Decimal) -> str:
@@ -365,31 +397,35 @@ def _plain(value: Decimal) -> str:
 
 def statement_csv(statement: Statement) -> bytes:
     """The statement's lines as CSV (UTF-8, header row, one row per line, in the run's
-    order; amounts with two decimals). Nothing in it depends on when it is made or on the
-    run's later status, so the same statement gives the same bytes every time."""
+    order; amounts with two decimals). Nothing in it depends on when it is made, on the
+    run's later status or on later changes to the organization, its sites or the program,
+    so the same statement gives the same bytes every time."""
     run = statement.run
     zone = ZoneInfo(run.program.time_zone)
+    billed = statement.billed_organization
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
+    billed_sites = {group.site.pk: group.billed_site for group in statement.groups if group.site}
     for item in statement.lines:
         line = item.line
+        site = billed_sites.get(line.site_id)
         event_start = (
             timezone.localtime(line.event.starts_at, zone).isoformat() if line.event else ""
         )
         writer.writerow(
             [
-                run.program.name,
+                statement.program_name,
                 run.period_start.isoformat(),
                 run.period_end.isoformat(),
                 run.pk,
                 run.version,
                 run.restates.version if run.restates_id else "",
-                statement.organization.billing_account_number,
-                statement.organization.legal_name,
+                billed.billing_account_number,
+                billed.legal_name,
                 line.sequence,
-                line.site.name if line.site else "",
-                line.site.service_account_number if line.site else "",
+                site.name if site else "",
+                site.service_account_number if site else "",
                 line.kind,
                 line.event_id or "",
                 event_start,
@@ -451,7 +487,7 @@ def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
     )
 
     run = statement.run
-    organization = statement.organization
+    billed = statement.billed_organization
     styles = getSampleStyleSheet()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=9, leading=11)
     small = ParagraphStyle("small", parent=body, fontSize=8, leading=10, textColor=colors.grey)
@@ -470,7 +506,10 @@ def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
         rightMargin=0.7 * inch,
         topMargin=0.7 * inch,
         bottomMargin=0.7 * inch,
-        title=_pdf_text(f"Settlement statement {organization.legal_name} {run}"),
+        title=_pdf_text(
+            f"Settlement statement {billed.legal_name} {statement.program_name} "
+            f"{run.period_start:%Y-%m}–{run.period_end:%Y-%m} v{run.version}"
+        ),
         author="dr_platform",
         pageCompression=1 if compress else 0,
         invariant=1,
@@ -483,9 +522,9 @@ def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
     if run.restates_id:
         version += f" (restates version {run.restates.version}; lines are differences)"
     facts = [
-        ("Organization", organization.legal_name),
-        ("Billing account", organization.billing_account_number),
-        ("Program", run.program.name),
+        ("Organization", billed.legal_name),
+        ("Billing account", billed.billing_account_number),
+        ("Program", statement.program_name),
         ("Period", f"{run.period_start:%Y-%m-%d} to {run.period_end:%Y-%m-%d}"),
         ("Version", version),
         ("Status", run.get_status_display()),
@@ -504,8 +543,9 @@ def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
 
     widths = [0.35 * inch, 1.35 * inch, 1.9 * inch, 0.9 * inch, 0.8 * inch, 0.8 * inch, 0.9 * inch]
     for group in statement.groups:
-        if group.site:
-            title = f"{group.site.name} · service account {group.site.service_account_number}"
+        site = group.billed_site
+        if site:
+            title = f"{site.name} · service account {site.service_account_number}"
         else:
             title = "Organization-wide lines"
         rows: list[list] = [
@@ -552,7 +592,7 @@ def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
         rows.append(
             [
                 "",
-                para(f"Total for {group.site.name if group.site else 'the organization'}"),
+                para(f"Total for {site.name if site else 'the organization'}"),
                 "",
                 "",
                 "",

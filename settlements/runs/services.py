@@ -46,6 +46,7 @@ from settlements.runs.calculation import (
     storage_order,
 )
 from settlements.runs.errors import SettlementError
+from settlements.runs.parties import billed_parties_read
 from settlements.runs.rules import (
     refuse_month_run_of_season_rules,
     rules_for,
@@ -584,7 +585,9 @@ def _json_dumps(encoder_class: type[json.JSONEncoder]) -> Callable[[Any], str]:
 
 
 def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun:
-    """Approve a calculated run: lock every line; a restated earlier version is superseded.
+    """Approve a calculated run: lock every line and record who they bill (the program's
+    name, each organization's and site's billing identities: ``billed_parties``, see
+    ``settlements.runs.parties``); a restated earlier version is superseded.
 
     Four eyes: ``by`` must be Billing or Program managers and not the user who calculated
     it (``PermissionDenied`` otherwise). Raises ``SettlementError`` for a run that is not
@@ -604,9 +607,17 @@ def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
             )
         now = timezone.now()
         run.lines.update(locked=True)
+        # The lines are approved for the accounts as they stand now; billing and the
+        # statements read this record from here on, whatever the rows become.
+        billed = billed_parties_read(run).to_dict()
         changed = SettlementRun.objects.filter(
             pk=run.pk, status=SettlementRun.Status.CALCULATED
-        ).update(status=SettlementRun.Status.APPROVED, approved_by=by, approved_at=now)
+        ).update(
+            status=SettlementRun.Status.APPROVED,
+            approved_by=by,
+            approved_at=now,
+            billed_parties=billed,
+        )
         if not changed:  # pragma: no cover - the row lock makes this unreachable
             raise SettlementError(f"Run {run.pk} changed meanwhile; reload it.")
         if run.restates_id is not None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import importlib
 import io
 from decimal import Decimal
 
 import pytest
+from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.utils.text import slugify
 
@@ -23,6 +25,7 @@ from settlements.runs import (
     settlement_run_create,
     settlement_run_restate,
 )
+from settlements.runs.parties import billed_parties_read
 from tests.settlements.settlement_helpers import (
     JULY,
     approved,
@@ -139,6 +142,158 @@ def test_exporting_the_same_run_twice_gives_byte_identical_files(july, billing_c
     run.refresh_from_db()
     assert run.status == SettlementRun.Status.EXPORTED
     assert run.exported_at == first_exported_at  # the first hand-over's time
+
+
+def _rename(site, *, account: str, legal_name: str, site_name: str, service_account: str):
+    """Master data changed after the approval: the site's organization gets another billing
+    account and legal name, the site another name and service account."""
+    organization = site.organization
+    organization.billing_account_number, organization.legal_name = account, legal_name
+    organization.save()
+    site.name, site.service_account_number = site_name, service_account
+    site.save()
+
+
+def test_the_approval_records_who_the_lines_bill(july):
+    run, a, b = july["run"], july["a"].site, july["b"].site
+
+    assert run.billed_parties == {
+        "program": run.program.name,
+        "organizations": {
+            str(site.organization_id): {
+                "legal_name": site.organization.legal_name,
+                "billing_account_number": site.organization.billing_account_number,
+            }
+            for site in sorted((a, b), key=lambda site: site.organization_id)
+        },
+        "sites": {
+            str(site.pk): {"name": site.name, "service_account_number": site.service_account_number}
+            for site in sorted((a, b), key=lambda site: site.pk)
+        },
+    }
+    assert SettlementRun.objects.get(pk=run.pk).billed_parties == run.billed_parties
+
+
+def test_the_record_is_read_in_two_queries_whatever_the_number_of_sites(
+    july_program, manager, django_assert_num_queries
+):
+    the_event = event(july_program, dt.date(2026, 7, 14))
+    for _ in range(5):
+        participate(the_event, enroll(july_program, "100"), average_kw="50")
+    run = SettlementRun.objects.select_related("program").get(
+        pk=calculated(july_program, by=manager).pk
+    )
+
+    with django_assert_num_queries(2):
+        parties = billed_parties_read(run)
+
+    assert len(parties.organizations) == len(parties.sites) == 5
+
+
+def test_a_re_export_after_the_accounts_changed_is_byte_identical_and_bills_the_approved_ones(
+    july, billing_clerk
+):
+    run, site = july["run"], july["a"].site
+    approved_for = (
+        site.organization.billing_account_number,
+        site.organization.legal_name,
+        site.name,
+        site.service_account_number,
+    )
+    program_name = run.program.name
+    first = billing_export_create(run=run, by=billing_clerk)
+
+    _rename(
+        site,
+        account="BA-NEW",
+        legal_name="Acme Renamed Holdings",
+        site_name="Renamed Plant",
+        service_account="SA-NEW",
+    )
+    run.program.name = "Winter Reliability"
+    run.program.save()
+    second = billing_export_create(run=SettlementRun.objects.get(pk=run.pk), by=billing_clerk)
+
+    assert bytes(second.content) == bytes(first.content)
+    assert second.sha256 == first.sha256 and second.file_name == first.file_name
+    _, rows = parsed(second)
+    a_rows = [row for row in rows if row["service_account"] == approved_for[3]]
+    assert len(a_rows) == 2
+    for row in a_rows:
+        assert (
+            row["billing_account"],
+            row["organization"],
+            row["site"],
+            row["service_account"],
+        ) == approved_for
+    assert {row["program"] for row in rows} == {program_name}
+    assert not any("NEW" in value or "Renamed" in value for row in rows for value in row.values())
+
+
+def test_a_change_before_the_approval_is_what_the_approval_records(
+    july_program, manager, billing_clerk
+):
+    enrollment = enroll(july_program, "100")
+    participate(event(july_program, dt.date(2026, 7, 14)), enrollment, average_kw="80")
+    run = calculated(july_program, by=manager)
+    _rename(
+        enrollment.site,
+        account="BA-NEW",
+        legal_name="Acme Renamed",
+        site_name="New Plant",
+        service_account="SA-NEW",
+    )
+
+    _, rows = parsed(billing_export_create(run=approved(run, by=billing_clerk), by=billing_clerk))
+
+    assert {
+        (row["billing_account"], row["organization"], row["site"], row["service_account"])
+        for row in rows
+    } == {("BA-NEW", "Acme Renamed", "New Plant", "SA-NEW")}
+
+
+def test_the_migration_records_the_runs_locked_before_it_from_the_current_rows(
+    july, manager, billing_clerk
+):
+    migration = importlib.import_module("settlements.migrations.0010_settlement_run_billed_parties")
+    v1 = july["run"]
+    perform(july["part_a"], average_kw="90", kwh="180")
+    v2 = settlement_run_approve(run=settlement_run_restate(run=v1, by=manager), by=billing_clerk)
+    draft = settlement_run_create(
+        program=make_program(capacity_rate="5"), period_kind="month", period_start=JULY, by=manager
+    )
+    # As before the migration: no record on any run.
+    SettlementRun.objects.update(billed_parties={})
+    _rename(
+        july["b"].site,
+        account="BA-LATER",
+        legal_name="Birch Later",
+        site_name="Later Mill",
+        service_account="SA-LATER",
+    )
+
+    migration.billed_parties_backfill(apps, None)
+
+    for run in (v1, v2):
+        run = SettlementRun.objects.select_related("program").get(pk=run.pk)
+        assert run.billed_parties == billed_parties_read(run).to_dict()
+    v1.refresh_from_db()
+    assert v1.billed_parties["sites"][str(july["b"].site_id)] == {
+        "name": "Later Mill",
+        "service_account_number": "SA-LATER",
+    }
+    assert len(SettlementRun.objects.get(pk=v2.pk).billed_parties["sites"]) == 1  # A's only
+    assert SettlementRun.objects.get(pk=draft.pk).billed_parties == {}
+    # The export reads the record from now on.
+    first = billing_export_create(run=v1, by=billing_clerk)
+    _rename(
+        july["b"].site,
+        account="BA-3",
+        legal_name="Birch 3",
+        site_name="Mill 3",
+        service_account="SA-3",
+    )
+    assert bytes(billing_export_create(run=v1, by=billing_clerk).content) == bytes(first.content)
 
 
 def test_rows_follow_the_run_line_order_whatever_the_creation_order(

@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from dr_platform.models import Membership
 from settlements.models import SettlementRun
-from settlements.statements import rate_text
+from settlements.runs.parties import BilledOrganization, BilledSite
+from settlements.statements import rate_text, statement_build, statement_csv, statement_pdf
 from tests.settlements.settlement_helpers import calculated, enroll, make_program
 from tests.settlements.statement_cast import (
     assert_phone_ready,
@@ -169,6 +170,75 @@ def test_the_pdf_is_a_real_pdf_naming_the_organization_and_its_total(cast, clien
     for expected in ("Acme Cold Storage LLC", "BA-7001", "Acme Plant", "$560.00", "$700.00"):
         assert f"({expected})" in text or expected in text, expected
     assert "Birch" not in text
+
+
+def _rename_acme(cast, program) -> None:
+    """After the approval: Acme gets another billing account and legal name, its site
+    another name and service account, and ``program`` another name."""
+    cast.acme.billing_account_number, cast.acme.legal_name = "BA-9999", "Acme Frozen Foods Inc."
+    cast.acme.save()
+    site = cast.acme.sites.get()
+    site.name, site.service_account_number = "Acme Warehouse", "SA-99999999"
+    site.save()
+    program.name = "Winter Reliability"
+    program.save()
+
+
+def test_the_statement_names_the_accounts_the_run_was_approved_for(cast, client):
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+    urls = _urls(cast.acme, cast.run)
+    program_name = cast.program.name
+    service_account = cast.acme.sites.get().service_account_number
+    before = {kind: client.get(urls[kind]) for kind in ("csv", "pdf")}
+
+    _rename_acme(cast, cast.program)
+    after = {kind: client.get(url) for kind, url in urls.items()}
+
+    for kind in ("csv", "pdf"):
+        assert after[kind].content == before[kind].content, kind
+        assert after[kind]["Content-Disposition"] == before[kind]["Content-Disposition"], kind
+    assert "statement-ba-7001-" in after["csv"]["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(after["csv"].content.decode("utf-8"))))
+    assert {
+        (row["program"], row["billing_account"], row["organization"], row["site"]) for row in rows
+    } == {(program_name, "BA-7001", "Acme Cold Storage LLC", "Acme Plant")}
+    assert {row["service_account"] for row in rows} == {service_account}
+    text = pdf_text(after["pdf"].content)
+    for expected in ("Acme Cold Storage LLC", "BA-7001", "Acme Plant", service_account):
+        assert expected in text, expected
+    assert "BA-9999" not in text and "Acme Warehouse" not in text and "Winter" not in text
+    html = after["page"].content.decode()
+    assert f"Statement: {program_name}, July 2026" in html
+    assert "<strong>Acme Cold Storage LLC</strong>" in html and "Billing account BA-7001" in html
+    assert f'<h2>Acme Plant <span class="muted">· service account {service_account}' in html
+    assert "Total for Acme Plant" in html
+    assert "BA-9999" not in html and "SA-99999999" not in html and "Winter" not in html
+
+
+def test_a_statement_of_a_run_not_approved_yet_names_the_accounts_as_they_stand(cast):
+    other = make_program(capacity_rate="5")
+    enroll(other, "20", site=cast.acme.sites.get())
+    pending = calculated(other)
+    _rename_acme(cast, other)
+
+    statement = statement_build(
+        cast.acme, SettlementRun.objects.get(pk=pending.pk), with_disputes=False
+    )
+
+    assert statement.program_name == "Winter Reliability"
+    assert statement.billed_organization == BilledOrganization("Acme Frozen Foods Inc.", "BA-9999")
+    assert [group.billed_site for group in statement.groups] == [
+        BilledSite("Acme Warehouse", "SA-99999999")
+    ]
+    rows = list(csv.DictReader(io.StringIO(statement_csv(statement).decode("utf-8"))))
+    assert [(row["billing_account"], row["site"], row["service_account"]) for row in rows] == [
+        ("BA-9999", "Acme Warehouse", "SA-99999999")
+    ]
+    text = pdf_text(statement_pdf(statement))
+    assert "Acme Frozen Foods Inc." in text and "Acme Warehouse" in text
+    # The approved July run still names what it was approved for.
+    july = statement_build(cast.acme, cast.run, with_disputes=False)
+    assert july.billed_organization == BilledOrganization("Acme Cold Storage LLC", "BA-7001")
 
 
 @pytest.mark.parametrize(
