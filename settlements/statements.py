@@ -469,9 +469,13 @@ def rate_text(rate: Decimal) -> str:
 
 def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
     """The statement as a PDF (US Letter): header with organization, billing
-    account, program, period and version; one table per site with every line's
-    explanation; site totals and the statement total. ``compress=False`` leaves the page
-    streams readable (tests look for the total in them). Deterministic (``invariant``)."""
+    account, program, period, version and the approval's date in the program's time zone;
+    one table per site with every line's explanation; site totals and the statement total.
+    ``compress=False`` leaves the page streams readable (tests look for the total in them).
+
+    The same bytes every time for a locked run: the file names the parties as approved,
+    prints nothing that changes with the run's later status (exported, superseded) or
+    the server's time zone, and ``invariant`` fixes the PDF's creation date and id."""
     from reportlab.lib import colors
     from reportlab.lib.enums import TA_RIGHT
     from reportlab.lib.pagesizes import LETTER
@@ -527,10 +531,12 @@ def statement_pdf(statement: Statement, *, compress: bool = True) -> bytes:
         ("Program", statement.program_name),
         ("Period", f"{run.period_start:%Y-%m-%d} to {run.period_end:%Y-%m-%d}"),
         ("Version", version),
-        ("Status", run.get_status_display()),
     ]
+    # Nothing that moves once the run is approved: not its status (exported, superseded
+    # later), not a date in the server's zone.
     if run.approved_at:
-        facts.append(("Approved", f"{timezone.localtime(run.approved_at):%Y-%m-%d}"))
+        approved_on = timezone.localtime(run.approved_at, run.program.zone)
+        facts.append(("Approved on", f"{approved_on:%Y-%m-%d}"))
     header = Table(
         [[para(label, small), para(value)] for label, value in facts],
         colWidths=[1.3 * inch, 5.6 * inch],

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from decimal import Decimal
 
 import pytest
+from django.test import override_settings
 from django.urls import reverse
 
 from dr_platform.models import Membership
+from settlements.billing import billing_export_create
 from settlements.models import SettlementRun
+from settlements.runs import settlement_run_restate
 from settlements.runs.parties import BilledOrganization, BilledSite
 from settlements.statements import rate_text, statement_build, statement_csv, statement_pdf
-from tests.settlements.settlement_helpers import calculated, enroll, make_program
+from tests.settlements.settlement_helpers import (
+    approved,
+    calculated,
+    enroll,
+    make_program,
+    perform,
+)
 from tests.settlements.statement_cast import (
     assert_phone_ready,
     make_cast,
@@ -170,6 +180,43 @@ def test_the_pdf_is_a_real_pdf_naming_the_organization_and_its_total(cast, clien
     for expected in ("Acme Cold Storage LLC", "BA-7001", "Acme Plant", "$560.00", "$700.00"):
         assert f"({expected})" in text or expected in text, expected
     assert "Birch" not in text
+
+
+def test_the_pdf_is_the_same_bytes_whatever_the_runs_later_status_and_the_servers_zone(
+    cast, client
+):
+    # Approved at 23:30 on July 31 in the program's zone (New York): August 1 in UTC.
+    SettlementRun.objects.filter(pk=cast.run.pk).update(
+        approved_at=dt.datetime(2026, 8, 1, 3, 30, tzinfo=dt.UTC)
+    )
+    client.force_login(member(cast.birch, Membership.Role.VIEWER))
+    url = _urls(cast.birch, cast.run)["pdf"]
+    when_approved = client.get(url).content
+
+    billing_export_create(run=cast.run, by=cast.clerk)
+    when_exported = client.get(url).content
+    in_other_zones = []
+    for zone in ("UTC", "Asia/Tokyo", "Pacific/Honolulu"):
+        with override_settings(TIME_ZONE=zone):
+            in_other_zones.append(client.get(url).content)
+    # Late meter data for Acme, restated and approved: version 1 is superseded.
+    perform(
+        cast.events[0].participations.get(enrollment__site__organization=cast.acme),
+        average_kw="90",
+        kwh="180",
+    )
+    approved(settlement_run_restate(run=cast.run, by=cast.clerk), by=cast.manager)
+    assert SettlementRun.objects.get(pk=cast.run.pk).status == SettlementRun.Status.SUPERSEDED
+    when_superseded = client.get(url).content
+
+    assert when_exported == when_approved
+    assert in_other_zones == [when_approved] * 3
+    assert when_superseded == when_approved
+    text = pdf_text(when_approved)
+    assert "(Approved on)" in text and "(2026-07-31)" in text
+    assert "2026-08-01" not in text
+    for status in ("Approved)", "Exported", "Superseded"):
+        assert status not in text, status
 
 
 def _rename_acme(cast, program) -> None:
