@@ -165,9 +165,7 @@ def _render_statement(
             "raise_form": raise_form[1] if raise_form else DisputeRaiseForm(),
             "error_dispute_id": comment_form[0] if comment_form else None,
             "comment_form": comment_form[1] if comment_form else CommentForm(),
-            "later_versions": run.restatements.filter(
-                status__in=statements.VISIBLE_STATUSES
-            ).order_by("version"),
+            "later_versions": statements.statement_later_versions(organization, run),
         },
     )
 

@@ -8,10 +8,11 @@ later version corrected points to that version's line, which is the one to dispu
 (``settlements.disputes.lines_corrected_later``).
 
 Reads: :func:`statement_runs` (the list page), :func:`statement_run` (404 unless
-visible), :func:`statement_build` (lines grouped by site with the path from kW to
-dollars and, for the page, each event line's load chart). Files: :func:`statement_csv`
-and :func:`statement_pdf`, both deterministic for a given statement (the same bytes every
-time).
+visible), :func:`statement_later_versions` (the versions that corrected a superseded
+statement for the organization), :func:`statement_build` (lines grouped by site with the
+path from kW to dollars and, for the page, each event line's load chart). Files:
+:func:`statement_csv` and :func:`statement_pdf`, both deterministic for a given statement
+(the same bytes every time).
 
 A statement names the program, the organization and its sites as the run's approval
 recorded them (``settlements.runs.parties``), not as they stand now: a renamed site or a
@@ -28,7 +29,7 @@ import io
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Exists, OuterRef, Sum
 from django.http import Http404
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -111,6 +112,32 @@ def statement_run(organization: Organization, run_id: int) -> SettlementRun:
     if run is None:
         raise Http404("No such statement.")
     return run
+
+
+def statement_later_versions(organization: Organization, run: SettlementRun) -> list[SettlementRun]:
+    """The later approved, exported or superseded versions of ``run``'s program and period
+    that hold lines of ``organization``, oldest first: the statements of that organization
+    that corrected this one. One query; none, and no query, unless ``run`` is superseded
+    (a later version is locked only once it superseded this one).
+
+    A later version without a line of ``organization`` left all its lines of this run as
+    they stand; it is not this organization's statement (it answers 404 for it), so it is
+    not listed.
+    """
+    if run.status != SettlementRun.Status.SUPERSEDED:
+        return []
+    return list(
+        SettlementRun.objects.filter(
+            Exists(SettlementLine.objects.filter(run=OuterRef("pk"), organization=organization)),
+            program_id=run.program_id,
+            period_start=run.period_start,
+            period_end=run.period_end,
+            version__gt=run.version,
+            status__in=VISIBLE_STATUSES,
+        )
+        .defer("billed_parties")
+        .order_by("version")
+    )
 
 
 # --- one statement --------------------------------------------------------------------------

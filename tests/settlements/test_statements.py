@@ -17,7 +17,13 @@ from settlements.billing import billing_export_create
 from settlements.models import SettlementRun
 from settlements.runs import settlement_run_restate
 from settlements.runs.parties import BilledOrganization, BilledSite
-from settlements.statements import rate_text, statement_build, statement_csv, statement_pdf
+from settlements.statements import (
+    rate_text,
+    statement_build,
+    statement_csv,
+    statement_later_versions,
+    statement_pdf,
+)
 from tests.settlements.settlement_helpers import (
     approved,
     calculated,
@@ -217,6 +223,71 @@ def test_the_pdf_is_the_same_bytes_whatever_the_runs_later_status_and_the_server
     assert "2026-08-01" not in text
     for status in ("Approved)", "Exported", "Superseded"):
         assert status not in text, status
+
+
+def _restate(cast, organization, average_kw: str, kwh: str) -> SettlementRun:
+    """Late meter data for ``organization``'s part in event 1 only, restated (by the clerk)
+    and approved (by the manager): the new version holds lines of that organization only."""
+    participation = cast.events[0].participations.get(enrollment__site__organization=organization)
+    perform(participation, average_kw=average_kw, kwh=kwh)
+    restatement = approved(settlement_run_restate(run=cast.run, by=cast.clerk), by=cast.manager)
+    assert set(restatement.lines.values_list("organization", flat=True)) == {organization.pk}
+    return restatement
+
+
+def _superseded_note(html: str) -> bool:
+    return "A later version corrected this statement" in html
+
+
+def test_a_superseded_statement_points_only_to_a_version_holding_the_organizations_lines(
+    cast, client, django_assert_num_queries
+):
+    # Birch's event 1 measured 40 kW / 80 kWh, not 50 / 100; Acme's lines are unchanged.
+    v2 = _restate(cast, cast.birch, "40", "80")
+    cast.run.refresh_from_db()
+    assert cast.run.status == SettlementRun.Status.SUPERSEDED
+    with django_assert_num_queries(1):
+        assert statement_later_versions(cast.acme, cast.run) == []
+
+    client.force_login(member(cast.acme, Membership.Role.ADMIN))
+    acme = client.get(_urls(cast.acme, cast.run)["page"])
+
+    html = acme.content.decode()
+    acme_v2 = reverse("portal:statement", args=[cast.acme.pk, v2.pk])
+    assert not _superseded_note(html) and acme_v2 not in html
+    assert "Corrected in version" not in html
+    assert html.count("<summary>Dispute this line</summary>") == 3  # its v1 lines stand
+    assert client.get(acme_v2).status_code == 404
+
+    client.force_login(member(cast.birch, Membership.Role.ADMIN))
+    birch = client.get(_urls(cast.birch, cast.run)["page"])
+
+    html = birch.content.decode()
+    birch_v2 = reverse("portal:statement", args=[cast.birch.pk, v2.pk])
+    assert f'corrected this statement: <a href="{birch_v2}">version 2</a>.' in html
+    assert html.count("Corrected in version 2") == 2  # capacity and energy
+    assert client.get(birch_v2).status_code == 200
+
+
+def test_each_organization_is_pointed_to_the_later_versions_that_corrected_it(cast, client):
+    v2 = _restate(cast, cast.birch, "40", "80")
+    # Then Acme's event 1: 90 kW / 180 kWh. Version 3 restates version 2.
+    v3 = _restate(cast, cast.acme, "90", "180")
+    assert v3.restates == v2
+    cast.run.refresh_from_db()
+
+    assert statement_later_versions(cast.acme, cast.run) == [v3]
+    assert statement_later_versions(cast.birch, cast.run) == [v2]
+    v2.refresh_from_db()
+    assert v2.status == SettlementRun.Status.SUPERSEDED
+    assert statement_later_versions(cast.birch, v2) == []
+    client.force_login(member(cast.acme))
+    html = client.get(_urls(cast.acme, cast.run)["page"]).content.decode()
+    acme_v3 = reverse("portal:statement", args=[cast.acme.pk, v3.pk])
+    assert f'corrected this statement: <a href="{acme_v3}">version 3</a>.' in html
+    assert html.count("Corrected in version 3") == 2
+    client.force_login(member(cast.birch))
+    assert not _superseded_note(client.get(_urls(cast.birch, v2)["page"]).content.decode())
 
 
 def _rename_acme(cast, program) -> None:
