@@ -591,7 +591,8 @@ def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
 
     Four eyes: ``by`` must be Billing or Program managers and not the user who calculated
     it (``PermissionDenied`` otherwise). Raises ``SettlementError`` for a run that is not
-    calculated. Accepted disputes the run carries get a ``carried`` history entry.
+    calculated, and for a restatement without lines (it changes nothing: discard it).
+    Accepted disputes the run carries get a ``carried`` history entry.
     """
     require_settlement_staff(by)
     with transaction.atomic():
@@ -599,6 +600,13 @@ def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
         if run.status != SettlementRun.Status.CALCULATED:
             raise SettlementError(
                 f"Run {run.pk} is {run.status}; only a calculated run can be approved."
+            )
+        if run.restates_id is not None and run.line_count == 0:
+            # Approving it would supersede the approved version with nothing, and export
+            # an empty file.
+            raise SettlementError(
+                f"Version {run.version} (run {run.pk}) has no differences from the approved "
+                "version: there is nothing to approve; discard it."
             )
         if run.calculated_by_id == by.pk:
             raise PermissionDenied(

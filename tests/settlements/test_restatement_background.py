@@ -238,6 +238,10 @@ def test_a_restatement_that_changes_nothing_stays_with_no_line_and_its_page_offe
     assert ">Discard version 2</button>" in html
     assert 'value="approve"' not in html  # nothing to approve
     assert_phone_ready(html)
+    # Nor does the service approve it: it would supersede version 1 with nothing.
+    with pytest.raises(SettlementError, match="no differences .* nothing to approve; discard"):
+        settlement_run_approve(run=v2, by=staff_user("Program managers"))
+    assert SettlementRun.objects.get(pk=v1.pk).status == "approved"
 
     response = _act(client, v2.pk, "discard", django_capture_on_commit_callbacks)
 
