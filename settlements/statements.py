@@ -356,13 +356,20 @@ def event_line_charts(lines: list[SettlementLine], zone: ZoneInfo) -> dict[int, 
     and that page never disagree. One query for the participations, whatever the count.
 
     Lines without performance (capacity, enablement, adjustments) or whose performance
-    had too little data to draw get none.
+    had too little data to draw get none, and so does a second line of the same event's
+    performance (its excess energy charge after its energy line): one chart per event,
+    under the first of its lines (a chart's element ids are its performance's).
     """
     from settlements.performance_views import performance_chart
 
-    drawable = [
-        line for line in lines if line.performance is not None and line.performance.day_actual
-    ]
+    drawn: set[int] = set()
+    drawable = []
+    for line in lines:
+        performance = line.performance
+        if performance is None or not performance.day_actual or performance.pk in drawn:
+            continue
+        drawn.add(performance.pk)
+        drawable.append(line)
     if not drawable:
         return {}
     participations = Participation.objects.select_related("event", "enrollment__site").in_bulk(

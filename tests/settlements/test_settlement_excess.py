@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -26,7 +27,7 @@ from tests.settlements.settlement_helpers import (
     measure_intervals,
     participate,
 )
-from tests.settlements.statement_cast import member
+from tests.settlements.statement_cast import draw, member
 
 #: Actual kW of the eight quarter-hours of a two-hour event, one without a reading. Against
 #: a firm level of 50 kW: 62, 58, 70 and 50.5 are above it (4 of the 7 with a reading).
@@ -238,3 +239,30 @@ def test_the_statement_and_the_billing_csv_show_the_excess_line(
         "kWh",
         "-2",
     )
+
+
+def test_the_statement_draws_an_events_chart_once_above_its_energy_and_excess_lines(
+    excess_program, client, billing_clerk
+):
+    acme = OrganizationFactory(legal_name="Acme Cold Storage LLC")
+    enrollment = _firm(enroll(excess_program, "100", site=SiteFactory(organization=acme)), "50")
+    participation = participate(
+        event(excess_program, dt.date(2026, 7, 14)), enrollment, average_kw="80", kwh="160"
+    )
+    # The day at 180 kW, 100 kW in the event's 8 quarter-hours: 50 kW above the firm level
+    # in each, 8 × 50 kW × 0.25 h = 100 kWh × $2 = -$200.00.
+    draw(participation.performances.get(is_current=True))
+    run = approved(calculated(excess_program), by=billing_clerk)
+    assert [(kind, amount) for kind, _, amount in amounts(run)] == [
+        ("capacity", "640.00"),
+        ("energy", "80.00"),
+        ("excess_energy", "-200.00"),
+    ]
+    client.force_login(member(acme, Membership.Role.VIEWER))
+
+    html = client.get(reverse("portal:statement", args=[acme.pk, run.pk])).content.decode()
+
+    # Both event lines point at the same performance: one chart, so no element id twice.
+    assert html.count("<svg") == 1
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
