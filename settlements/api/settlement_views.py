@@ -59,12 +59,14 @@ class SettlementRunViewSet(viewsets.ReadOnlyModelViewSet):
         status = params.get("status") or None
         if status and status not in SettlementRun.Status.values:
             raise ValidationError(f"status is one of {', '.join(SettlementRun.Status.values)}.")
-        return settlement_runs(
+        runs = settlement_runs(
             program_id=program,
             status=status,
             period_kind=params.get("period_kind") or None,
             on=on,
         ).select_related("calculated_by", "approved_by")
+        # Not served here: who a season run's lines bill is ~1,000 sites of JSON per run.
+        return runs.defer("billed_parties", "restates__billed_parties")
 
     def get_serializer_class(self):  # type: ignore[override]
         return (

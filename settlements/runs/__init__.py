@@ -23,7 +23,8 @@ message can be shown to the user as it is):
   ``calculating`` for longer than ``CALCULATION_TIME_LIMIT`` (``calculation_stale``) lost
   its worker and may be calculated again (see ``settlements.runs.background``).
 - ``settlement_run_approve(run=, by=)`` -> the run, ``approved``; four eyes (not the
-  calculating user), every line ``locked``, the restated version ``superseded``.
+  calculating user), every line ``locked``, who the lines bill recorded
+  (``billed_parties``), the restated version ``superseded``.
 - ``settlement_run_restate(run=, by=)`` -> version n+1, ``calculated``, holding only the
   differences from all approved versions of the period; ``None`` (and no run) when
   nothing changed. Refused while the period's latest version is unfinished.
