@@ -514,7 +514,13 @@ def _voided_text(performance: PerformanceFactor, rules: PaymentRules) -> str:
 
 
 def _interval_text(item: EventAssessment) -> str:
-    """How the kWh were reached, for a counted event (zeroed events say so in front)."""
+    """How the kWh were reached, for a counted event (zeroed events say so in front).
+
+    A counted event's note is the negative-reduction treatment (intervals or the event
+    floored at 0), which changes the reduction and so the ratio from the measured one: the
+    ratio as settled is said too, the one the capacity factor lists for the event, since
+    the measurement sentence a run appends gives the measured ratio.
+    """
     if item.treatment != "counted":
         return ""
     parts = []
@@ -524,6 +530,7 @@ def _interval_text(item: EventAssessment) -> str:
             parts.append(f"{item.missing_intervals} missing")
     if item.note:
         parts.append(item.note)
+        parts.append(f"performance ratio {_text.ratio(item.performance_ratio)} as settled")
     return f" ({'; '.join(parts)})" if parts else ""
 
 

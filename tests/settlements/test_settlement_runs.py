@@ -29,6 +29,7 @@ from tests.settlements.settlement_helpers import (
     event,
     installment,
     make_program,
+    measure_intervals,
     participate,
 )
 
@@ -142,6 +143,44 @@ def test_opted_out_and_test_events_follow_the_program_rules(db):
     capacity = run.lines.get(kind="capacity")
     assert {"event_key": drill.pk, "note": "test event, excluded by the program's rules"} in (
         capacity.details["excluded_events"]
+    )
+
+
+def test_a_line_settled_on_floored_intervals_states_the_ratio_the_capacity_factor_uses(db):
+    program = make_program(
+        capacity_rate="8", energy_rate="0.25", negative_reductions="floor_interval"
+    )
+    enrollment = enroll(program, "50")
+    the_event = event(program, dt.date(2026, 7, 14))
+    participation = participate(the_event, enrollment, average_kw="5", kwh="10")
+    # Reductions from the 180 kW baseline: 30, -10, 20, -20, 10, -10, 10, 10 kW. Measured
+    # (net, as the performance row has it): 40 kW / 8 = 5 kW, ratio 5 / 50 = 0.1. Settled
+    # (3 negative intervals floored at 0): 80 kW / 8 = 10 kW, ratio 10 / 50 = 0.2;
+    # 80 × 15 / 60 = 20 kWh.
+    measure_intervals(
+        participation.performances.get(is_current=True),
+        [150.0, 190.0, 160.0, 200.0, 170.0, 190.0, 170.0, 170.0],
+    )
+
+    run = calculated(program)
+
+    # Capacity: 50 kW × 1 month × $8 × factor 0.2 = $80.00. Energy: 20 kWh × $0.25 = $5.00.
+    assert amounts(run) == [("capacity", None, "80.00"), ("energy", the_event.pk, "5.00")]
+    capacity, energy = run.lines.order_by("sequence")
+    assert energy.explanation == (
+        "Reduction 20.000 kWh (8 intervals of 15 min; 3 negative interval(s) floored at 0 kW; "
+        "performance ratio 0.200 as settled) × $0.25/kWh = $5.00. "
+        "Baseline caiso_10_of_10 (performance v1): selected days 2026-07-14, 2026-07-13; "
+        "adjustment 1.050; performance ratio 0.100."
+    )
+    # The capacity line's ratio for the event is the one the energy line says it settled at.
+    assert capacity.details["event_ratios"] == [
+        {"event_key": the_event.pk, "performance_ratio": energy.details["performance_ratio"]}
+    ]
+    assert Decimal(energy.details["performance_ratio"]) == Decimal("0.2")
+    assert (
+        f"average performance ratio 0.200 over 1 event: event {the_event.pk}: 0.200"
+        in capacity.explanation
     )
 
 

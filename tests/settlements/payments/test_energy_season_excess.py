@@ -6,7 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from settlements.payments import energy_lines, excess_energy_lines, season_line, settle_site
+from settlements.payments import (
+    EventOutcome,
+    energy_lines,
+    excess_energy_lines,
+    season_line,
+    settle_site,
+)
 from tests.settlements.payments.helpers import JULY, JUNE, amounts, event, rules, site
 
 
@@ -34,6 +40,33 @@ def test_an_events_energy_payment_is_capped() -> None:
         "Reduction 160.000 kWh × $0.50/kWh = $80.00, capped at $50.00 per event = $50.00"
     )
     assert line.details["unlimited_amount"] == "80.00"
+
+
+def test_a_capped_line_of_a_treated_event_states_its_settled_ratio_before_the_cap() -> None:
+    # 60-minute intervals on 100 kW committed: 90, -30, 90 kW floored to 90, 0, 90:
+    # 180 kWh x $0.50 = $90.00, capped at $50.00; ratio (90 + 0 + 90) / 3 / 100 = 0.6
+    # (0.5 measured, net).
+    outcome = EventOutcome(
+        event_key="E1",
+        event_date=JULY.replace(day=14),
+        committed_kw=Decimal("100"),
+        reduction_kw=(Decimal("90"), Decimal("-30"), Decimal("90")),
+        interval_minutes=60,
+    )
+    program = rules(
+        energy_rate=Decimal("0.50"),
+        energy_cap_per_event="50",
+        negative_reductions="floor_interval",
+    )
+
+    (line,) = energy_lines(site(outcome), program)
+
+    assert line.explanation == (
+        "Reduction 180.000 kWh (3 intervals of 60 min; 1 negative interval(s) floored at 0 kW; "
+        "performance ratio 0.600 as settled) × $0.50/kWh = $90.00, capped at $50.00 per event "
+        "= $50.00"
+    )
+    assert line.details["performance_ratio"] == "0.6"
 
 
 def test_an_energy_lines_details_hold_its_own_inputs_and_only_the_flags_that_apply() -> None:

@@ -55,9 +55,73 @@ def test_floored_intervals_are_named_in_the_explanation() -> None:
 
     assert line.explanation == (
         "Reduction 15.000 kWh (4 intervals of 15 min; 1 missing; 1 negative interval(s) "
-        "floored at 0 kW) × $0.50/kWh = $7.50"
+        "floored at 0 kW; performance ratio 0.200 as settled) × $0.50/kWh = $7.50"
     )
     assert line.details["floored_intervals"] == 1
+
+
+def test_a_treated_event_states_the_ratio_it_is_settled_at_not_the_measured_one() -> None:
+    # 30-minute intervals on 60 kW committed: 50, -70, 10, -30 kW.
+    # Measured (net): (50 - 70 + 10 - 30) / 4 = -10 kW, ratio -10 / 60 ≈ -0.166667.
+    # Settled (floor_interval): (50 + 0 + 10 + 0) / 4 = 15 kW, ratio 15 / 60 = 0.25;
+    # (50 + 10) x 30 / 60 = 30 kWh x $0.50 = $15.00.
+    outcome = EventOutcome(
+        event_key="E1",
+        event_date=dt.date(2026, 7, 14),
+        committed_kw=Decimal("60"),
+        reduction_kw=(Decimal("50"), Decimal("-70"), Decimal("10"), Decimal("-30")),
+        interval_minutes=30,
+    )
+    program = rules(
+        capacity_rate=Decimal("10"),
+        energy_rate=Decimal("0.50"),
+        negative_reductions="floor_interval",
+    )
+
+    capacity, energy = settle_site(site(outcome, committed_kw="60"), program)
+
+    assert energy.explanation == (
+        "Reduction 30.000 kWh (4 intervals of 30 min; 2 negative interval(s) floored at 0 kW; "
+        "performance ratio 0.250 as settled) × $0.50/kWh = $15.00"
+    )
+    # The capacity factor lists the same ratio for the event.
+    assert capacity.details["event_ratios"] == [{"event_key": "E1", "performance_ratio": "0.25"}]
+    assert "event E1: 0.250" in capacity.explanation
+
+
+def test_an_event_floored_at_zero_states_its_settled_ratio() -> None:
+    # Net -10 kW x 2 h = -20 kWh (ratio -0.1), floored at 0 kWh and 0 kW: ratio 0.
+    program = rules(energy_rate=Decimal("0.50"), negative_reductions="floor_event")
+
+    (line,) = settle_site(site(event("E1", "-10")), program)
+
+    assert line.explanation == (
+        "Reduction 0.000 kWh (net reduction below zero, floored at 0; performance ratio "
+        "0.000 as settled) × $0.50/kWh = $0.00"
+    )
+
+
+def test_an_event_the_treatment_left_as_measured_states_no_ratio() -> None:
+    # floor_interval with no negative interval, floor_event with a positive reduction: the
+    # measured ratio is the settled one, and the text stays as it was.
+    no_negatives = EventOutcome(
+        event_key="E1",
+        event_date=dt.date(2026, 7, 14),
+        committed_kw=Decimal("100"),
+        reduction_kw=(Decimal("40"), Decimal("20")),
+        interval_minutes=15,
+    )
+
+    (floored,) = settle_site(
+        site(no_negatives), rules(energy_rate=Decimal("0.50"), negative_reductions="floor_interval")
+    )
+    (positive,) = settle_site(
+        site(event("E1", "80")),
+        rules(energy_rate=Decimal("0.50"), negative_reductions="floor_event"),
+    )
+
+    assert floored.explanation == "Reduction 15.000 kWh (2 intervals of 15 min) × $0.50/kWh = $7.50"
+    assert positive.explanation == "Reduction 160.000 kWh × $0.50/kWh = $80.00"
 
 
 def test_floor_event_applies_to_totals_given_by_the_caller() -> None:
