@@ -152,6 +152,7 @@ def _render_statement(
     comment_form: tuple[int, CommentForm] | None = None,
 ) -> HttpResponse:
     statement = statements.statement_build(organization, run, with_charts=True)
+    later_versions = statements.statement_later_versions(organization, run)
     return render(
         request,
         "portal/statements/statement.html",
@@ -165,7 +166,8 @@ def _render_statement(
             "raise_form": raise_form[1] if raise_form else DisputeRaiseForm(),
             "error_dispute_id": comment_form[0] if comment_form else None,
             "comment_form": comment_form[1] if comment_form else CommentForm(),
-            "later_versions": statements.statement_later_versions(organization, run),
+            "later_versions": later_versions,
+            "status": statements.statement_status(run, superseded=bool(later_versions)),
         },
     )
 

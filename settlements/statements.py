@@ -9,8 +9,9 @@ later version corrected points to that version's line, which is the one to dispu
 
 Reads: :func:`statement_runs` (the list page), :func:`statement_run` (404 unless
 visible), :func:`statement_later_versions` (the versions that corrected a superseded
-statement for the organization), :func:`statement_build` (lines grouped by site with the
-path from kW to dollars and, for the page, each event line's load chart). Files:
+statement for the organization), :func:`statement_status` (the status the organization
+sees), :func:`statement_build` (lines grouped by site with the path from kW to dollars
+and, for the page, each event line's load chart). Files:
 :func:`statement_csv` and :func:`statement_pdf`, both deterministic for a given statement
 (the same bytes every time).
 
@@ -56,11 +57,13 @@ ZERO = Decimal("0.00")
 
 @dataclasses.dataclass(frozen=True)
 class RunSummary:
-    """One run on an organization's statement list: its lines' count and total ($)."""
+    """One run on an organization's statement list: its lines' count and total ($), and
+    its status as the organization sees it (:func:`statement_status`)."""
 
     run: SettlementRun
     line_count: int
     total: Decimal
+    status: SettlementRun.Status
 
     @property
     def total_text(self) -> str:
@@ -69,7 +72,12 @@ class RunSummary:
 
 def statement_runs(organization: Organization) -> list[RunSummary]:
     """The runs with lines of ``organization`` that participants may see, newest period
-    first and, within a period, newest version first; two queries."""
+    first and, within a period, newest version first; two queries.
+
+    The list holds every visible version with lines of the organization, so a superseded
+    run is superseded for it exactly when a later version of the same program and period
+    is on the list (what :func:`statement_later_versions` finds): no further query.
+    """
     totals = {
         row["run"]: row
         for row in SettlementLine.objects.filter(
@@ -84,14 +92,22 @@ def statement_runs(organization: Organization) -> list[RunSummary]:
         .defer(*UNLISTED)
         .order_by("-period_start", "program__name", "-version")
     )
-    return [
-        RunSummary(
-            run=run,
-            line_count=totals[run.pk]["line_count"],
-            total=totals[run.pk]["total"] or ZERO,
+    # Newest version first within a period: the first run of each period is its latest.
+    latest_version: dict[tuple, int] = {}
+    summaries = []
+    for run in runs:
+        latest = latest_version.setdefault(
+            (run.program_id, run.period_start, run.period_end), run.version
         )
-        for run in runs
-    ]
+        summaries.append(
+            RunSummary(
+                run=run,
+                line_count=totals[run.pk]["line_count"],
+                total=totals[run.pk]["total"] or ZERO,
+                status=statement_status(run, superseded=latest > run.version),
+            )
+        )
+    return summaries
 
 
 def statement_run(organization: Organization, run_id: int) -> SettlementRun:
@@ -138,6 +154,23 @@ def statement_later_versions(organization: Organization, run: SettlementRun) -> 
         .defer("billed_parties")
         .order_by("version")
     )
+
+
+def statement_status(run: SettlementRun, *, superseded: bool) -> SettlementRun.Status:
+    """The status of ``run``'s statement as an organization sees it, ``superseded`` saying
+    whether a later version holds lines of the organization (:func:`statement_later_versions`
+    is not empty).
+
+    The run's own status, except for a superseded run that no later version holds lines of
+    the organization in: its lines stand for the organization as they are, the statement
+    still in force, so it is ``exported`` if the run went to billing (before or after it
+    was superseded), else ``approved``. The console keeps the run's real status.
+    """
+    if run.status != SettlementRun.Status.SUPERSEDED or superseded:
+        return SettlementRun.Status(run.status)
+    if run.exported_at is not None:
+        return SettlementRun.Status.EXPORTED
+    return SettlementRun.Status.APPROVED
 
 
 # --- one statement --------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from dr_platform.models import Membership
@@ -288,6 +290,100 @@ def test_each_organization_is_pointed_to_the_later_versions_that_corrected_it(ca
     assert html.count("Corrected in version 3") == 2
     client.force_login(member(cast.birch))
     assert not _superseded_note(client.get(_urls(cast.birch, v2)["page"]).content.decode())
+
+
+def _status_badges(html: str) -> list[str]:
+    """The status badges of a statement list's rows, or of a statement's header, in order
+    (the superseded banner's badge has no title)."""
+    return re.findall(r'<span class="badge[^"]*" title="[^"]*">([^<]+)</span>', html)
+
+
+def test_a_statement_no_later_version_corrected_for_the_organization_is_not_superseded(
+    cast, client
+):
+    # Version 2 restates Birch's event 1 only: for Acme, version 1 is still the statement in
+    # force; for Birch, version 2 corrected it.
+    v2 = _restate(cast, cast.birch, "40", "80")
+    cast.run.refresh_from_db()
+    assert cast.run.status == SettlementRun.Status.SUPERSEDED
+    acme_list = reverse("portal:statement_list", args=[cast.acme.pk])
+    birch_list = reverse("portal:statement_list", args=[cast.birch.pk])
+
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+    listed = client.get(acme_list)
+    page = client.get(_urls(cast.acme, cast.run)["page"]).content.decode()
+
+    assert [(summary.run, summary.status) for summary in listed.context["runs"]] == [
+        (cast.run, SettlementRun.Status.APPROVED)
+    ]
+    assert _status_badges(listed.content.decode()) == ["Approved"]
+    assert _status_badges(page) == ["Approved"]
+    assert "Superseded" not in listed.content.decode() and "Superseded" not in page
+
+    client.force_login(member(cast.birch, Membership.Role.VIEWER))
+    listed = client.get(birch_list)
+
+    assert [(summary.run, summary.status) for summary in listed.context["runs"]] == [
+        (v2, SettlementRun.Status.APPROVED),
+        (cast.run, SettlementRun.Status.SUPERSEDED),
+    ]
+    assert _status_badges(listed.content.decode()) == ["Approved", "Superseded"]
+    v1_page = client.get(_urls(cast.birch, cast.run)["page"]).content.decode()
+    assert _status_badges(v1_page) == ["Superseded"]
+    assert _status_badges(client.get(_urls(cast.birch, v2)["page"]).content.decode()) == [
+        "Approved"
+    ]
+
+    # Billing exports version 1 after all (a superseded run stays superseded): Acme's
+    # statement in force was sent to billing.
+    billing_export_create(run=cast.run, by=cast.clerk)
+    cast.run.refresh_from_db()
+    assert cast.run.status == SettlementRun.Status.SUPERSEDED
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+    assert _status_badges(client.get(acme_list).content.decode()) == ["Exported"]
+    page = client.get(_urls(cast.acme, cast.run)["page"]).content.decode()
+    assert _status_badges(page) == ["Exported"]
+    client.force_login(member(cast.birch, Membership.Role.VIEWER))
+    assert _status_badges(client.get(birch_list).content.decode()) == ["Approved", "Superseded"]
+
+    # The console keeps the run's own status.
+    client.force_login(cast.manager)
+    console = client.get(reverse("console:settlement_run", args=[cast.run.pk])).content.decode()
+    assert "Superseded" in console
+
+
+def test_each_organizations_list_marks_superseded_only_the_versions_corrected_for_it(cast, client):
+    client.force_login(member(cast.acme, Membership.Role.VIEWER))
+    acme_list = reverse("portal:statement_list", args=[cast.acme.pk])
+    with CaptureQueriesContext(connection) as one_run:
+        client.get(acme_list)
+    v2 = _restate(cast, cast.birch, "40", "80")
+    v3 = _restate(cast, cast.acme, "90", "180")
+    # Version 3 holds Acme's lines only: Birch's version 2 stands, though superseded.
+    v2.refresh_from_db()
+    assert v2.status == SettlementRun.Status.SUPERSEDED
+
+    with CaptureQueriesContext(connection) as two_runs:
+        listed = client.get(acme_list)
+
+    assert [(summary.run, summary.status) for summary in listed.context["runs"]] == [
+        (v3, SettlementRun.Status.APPROVED),
+        (cast.run, SettlementRun.Status.SUPERSEDED),
+    ]
+    assert _status_badges(listed.content.decode()) == ["Approved", "Superseded"]
+    # Whether a run is superseded for the organization costs no query.
+    assert len(two_runs) == len(one_run)
+
+    client.force_login(member(cast.birch, Membership.Role.VIEWER))
+    listed = client.get(reverse("portal:statement_list", args=[cast.birch.pk]))
+
+    assert [(summary.run, summary.status) for summary in listed.context["runs"]] == [
+        (v2, SettlementRun.Status.APPROVED),
+        (cast.run, SettlementRun.Status.SUPERSEDED),
+    ]
+    assert _status_badges(listed.content.decode()) == ["Approved", "Superseded"]
+    page = client.get(_urls(cast.birch, v2)["page"]).content.decode()
+    assert _status_badges(page) == ["Approved"] and "Superseded" not in page
 
 
 def _rename_acme(cast, program) -> None:
