@@ -72,12 +72,13 @@ def organization_dashboard(request: HttpRequest, organization_id: int) -> HttpRe
     is_admin = mine is not None and mine.role == Membership.Role.ADMIN
     in_organization = {"site__organization": organization}
 
-    enrollments = list(
-        enrollment_selectors.enrollments_for_member(user)
-        .filter(**in_organization)
-        .order_by("program__name", "site__name", "-applied_at")
-    )
     now = timezone.now()
+    # Each with its firm service level in effect now (firm_kw_then), in the same query.
+    enrollments = list(
+        enrollment_selectors.with_firm_service_level_at(
+            enrollment_selectors.enrollments_for_member(user).filter(**in_organization), now
+        ).order_by("program__name", "site__name", "-applied_at")
+    )
     programs_with_open_window = set(
         NominationWindow.objects.filter(
             program_id__in={enrollment.program_id for enrollment in enrollments},

@@ -35,6 +35,7 @@ from enrollment.models import (
     EnablementProject,
     Enrollment,
     EnrollmentTransition,
+    FirmServiceLevel,
     Meter,
     Nomination,
     NominationWindow,
@@ -429,6 +430,14 @@ class NominationInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class FirmServiceLevelInline(ReadOnlyInline):
+    # The history is set on the console's enrollment page
+    # (services.enrollment_firm_service_level_set), never here.
+    model = FirmServiceLevel
+    fields = ["effective_from", "firm_kw", "created_by", "created_at", "reason"]
+    readonly_fields = fields
+
+
 class RejectForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
@@ -459,7 +468,6 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "program",
         "status",
         "committed_kw",
-        "firm_service_level_kw",
         "applied_by",
         "applied_at",
         "active_from",
@@ -467,7 +475,7 @@ class EnrollmentAdmin(admin.ModelAdmin):
         "ended_at",
     ]
     readonly_fields = fields
-    inlines = [TransitionInline, NominationInline, ConsentInline]
+    inlines = [TransitionInline, NominationInline, FirmServiceLevelInline, ConsentInline]
     actions = ["approve", "reject"]
 
     @admin.display(description="Organization", ordering="site__organization__legal_name")

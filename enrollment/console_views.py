@@ -2,13 +2,14 @@
 
 Every page is for staff (``staff_required``) holding the enrollment view permission; the
 review decisions and the firm service level are for program managers only
-(``enrollment.change_enrollment``). The
-views validate input, call one selector or service and render; rules live in services.
+(``enrollment.change_enrollment``). The views validate input, call one selector or service
+and render; rules live in services.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
 from itertools import groupby
@@ -22,6 +23,7 @@ from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -166,12 +168,14 @@ def enrollment_export(request: HttpRequest) -> StreamingHttpResponse:
 @staff_required
 @require_GET
 def enrollment_detail(request: HttpRequest, enrollment_id: int) -> HttpResponse:
-    """One enrollment with its transition log, nominations and consent records."""
+    """One enrollment with its transition log, nominations, firm service levels and consent
+    records."""
     _require(request, VIEW_PERMISSION)
     enrollment = get_object_or_404(
         Enrollment.objects.select_related("site", "site__organization", "program", "applied_by"),
         pk=enrollment_id,
     )
+    firm_kw_now = selectors.firm_service_level_at(enrollment, timezone.now())
     return render(
         request,
         "console/enrollment/enrollment_detail.html",
@@ -184,10 +188,18 @@ def enrollment_detail(request: HttpRequest, enrollment_id: int) -> HttpResponse:
             "consents": enrollment.consents.select_related("user").order_by("accepted_at", "pk"),
             "may_decide": _may_decide(request) and _in_review(enrollment),
             "decision_form": DecisionForm(),
+            # The level in effect now, and its effective-dated history.
+            "firm_kw_now": firm_kw_now,
+            "firm_levels": enrollment.firm_service_levels.select_related("created_by").order_by(
+                "effective_from", "pk"
+            ),
             # Program managers set the firm service level (the same permission as decisions).
             "may_set_firm_level": _may_decide(request),
             "firm_level_form": FirmServiceLevelForm(
-                initial={"firm_service_level_kw": enrollment.firm_service_level_kw}
+                initial={
+                    "firm_kw": firm_kw_now,
+                    "effective_from": timezone.localdate(timezone=enrollment.program.zone),
+                }
             ),
         },
     )
@@ -309,17 +321,24 @@ def capacity_summary(request: HttpRequest) -> HttpResponse:
 class FirmServiceLevelForm(forms.Form):
     # Only "is it a number": the sign and the digits are the service's to check, so that the
     # page and any other caller get the same message.
-    firm_service_level_kw = forms.DecimalField(
+    firm_kw = forms.DecimalField(
         required=False,
         label="Firm service level (kW)",
         help_text="Load the site must stay at or below during events; empty for none.",
+    )
+    effective_from = forms.DateField(
+        label="Effective from",
+        help_text="From the start of this day in the program's time zone.",
+    )
+    reason = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
 
 
 @staff_required
 @require_POST
 def enrollment_firm_level(request: HttpRequest, enrollment_id: int) -> HttpResponse:
-    """Set or clear an enrollment's firm service level through
+    """Record an enrollment's firm service level (or its clearing) from a day on, through
     services.enrollment_firm_service_level_set, then show the enrollment again."""
     if not _may_decide(request):
         raise PermissionDenied("Only program managers set the firm service level.")
@@ -329,22 +348,28 @@ def enrollment_firm_level(request: HttpRequest, enrollment_id: int) -> HttpRespo
     detail = reverse("console:enrollment_detail", args=[enrollment.pk])
     form = FirmServiceLevelForm(request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            messages.error(request, f"Firm service level: {' '.join(errors)}")
+        for name, errors in form.errors.items():
+            messages.error(request, f"{form.fields[name].label}: {' '.join(errors)}")
         return redirect(detail)
-    level = form.cleaned_data["firm_service_level_kw"]
+    level, day = form.cleaned_data["firm_kw"], form.cleaned_data["effective_from"]
+    # A day starts at local midnight in the program's zone, as its events' days do.
+    effective_from = dt.datetime.combine(day, dt.time(), enrollment.program.zone)
     try:
         services.enrollment_firm_service_level_set(
-            enrollment=enrollment, firm_service_level_kw=level, by=request.user
+            enrollment=enrollment,
+            firm_kw=level,
+            effective_from=effective_from,
+            by=request.user,
+            reason=form.cleaned_data["reason"],
         )
     except ValidationError as error:
         for message in error.messages:
             messages.error(request, message)
         return redirect(detail)
     if level is None:
-        messages.success(request, f"{enrollment.site.name} has no firm service level now.")
+        messages.success(request, f"{enrollment.site.name} has no firm service level from {day}.")
     else:
         messages.success(
-            request, f"{enrollment.site.name}'s firm service level is now {level:.3f} kW."
+            request, f"{enrollment.site.name}'s firm service level is {level:.3f} kW from {day}."
         )
     return redirect(detail)

@@ -1,5 +1,6 @@
 """Enrollment: programs, the businesses that take part, their sites, meters and contacts,
-site audits, enablement projects, enrollments with their nominations and consent.
+site audits, enablement projects, enrollments with their nominations, firm service levels
+and consent.
 
 All times are stored in UTC; a program's ``time_zone`` defines its local days and hours.
 kW figures are Decimal with three places (watts); money is Decimal with two.
@@ -617,19 +618,7 @@ class Enrollment(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.APPLIED)
     # The committed kW in effect now; its effective-dated history is in Nomination.
     committed_kw = models.DecimalField(**KW)
-    # Firm-service-level programs: the kW the site's load must stay at or below during
-    # events; energy above it is charged at the rules' excess_energy_rate. Not effective-dated:
-    # a settlement run (and a restatement) reads the value held when it is calculated.
-    firm_service_level_kw = models.DecimalField(
-        **KW,
-        null=True,
-        blank=True,
-        validators=[
-            MinValueValidator(Decimal("0"), message="The firm service level cannot be negative.")
-        ],
-        help_text="kW the site's load must stay at or below during events (firm service "
-        "level programs); empty when the program has none.",
-    )
+    # No copy of the firm service level here: its effective-dated history is FirmServiceLevel.
     applied_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="applications"
     )
@@ -715,3 +704,42 @@ class Nomination(models.Model):
 
     def __str__(self) -> str:
         return f"{self.committed_kw} kW from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class FirmServiceLevel(models.Model):
+    """Firm service level of an enrollment from ``effective_from`` until the next record: the
+    kW the site's load must stay at or below during events; energy above it is charged at
+    the rules' ``excess_energy_rate``. ``firm_kw`` empty: no firm level from then on.
+
+    The level in effect at a moment is the latest record starting on or before it
+    (``enrollment.selectors.firm_service_level_at``); before the first one there is none.
+    """
+
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.CASCADE, related_name="firm_service_levels"
+    )
+    firm_kw = models.DecimalField(
+        **KW,
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(Decimal("0"), message="The firm service level cannot be negative.")
+        ],
+        help_text="kW the site's load must stay at or below during events; empty for no "
+        "firm service level from then on.",
+    )
+    effective_from = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["effective_from", "pk"]
+        # "Which level was in effect at this moment": one enrollment, the latest start before t.
+        indexes = [models.Index(fields=["enrollment", "effective_from"], name="firm_level_at_idx")]
+
+    def __str__(self) -> str:
+        level = "none" if self.firm_kw is None else f"{self.firm_kw} kW"
+        return f"{level} from {self.effective_from:%Y-%m-%d %H:%M}"

@@ -179,6 +179,7 @@ def nomination_change(
             .select_related("created_by")
             .order_by("-effective_from", "-pk"),
             "open_window": services.open_nomination_window(enrollment.program, now),
+            "firm_kw_now": selectors.firm_service_level_at(enrollment, now),
             "next_window": NominationWindow.objects.filter(
                 program=enrollment.program, opens_at__gt=now
             )

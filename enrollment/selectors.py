@@ -16,6 +16,7 @@ from enrollment.models import (
     EnablementInstallment,
     EnablementProject,
     Enrollment,
+    FirmServiceLevel,
     Nomination,
     Site,
 )
@@ -44,6 +45,34 @@ def with_committed_kw_at(
         .values("committed_kw")[:1]
     )
     return queryset.annotate(committed_kw_then=Subquery(latest))
+
+
+def firm_service_level_at(enrollment: Enrollment, moment: dt.datetime) -> Decimal | None:
+    """Return the firm service level (kW) of ``enrollment`` in effect at ``moment``: the
+    latest record starting on or before it. None before the first record, and from a
+    record that clears the level."""
+    return (
+        FirmServiceLevel.objects.filter(enrollment=enrollment, effective_from__lte=moment)
+        .order_by("-effective_from", "-pk")
+        .values_list("firm_kw", flat=True)
+        .first()
+    )
+
+
+def with_firm_service_level_at(
+    queryset: QuerySet[Enrollment], moment: dt.datetime
+) -> QuerySet[Enrollment]:
+    """Annotate each enrollment with ``firm_kw_then``: its firm service level (kW) in effect
+    at ``moment``, None where there is none (as :func:`firm_service_level_at`).
+
+    One query for any number of enrollments (the participant's dashboard lists them all).
+    """
+    latest = (
+        FirmServiceLevel.objects.filter(enrollment=OuterRef("pk"), effective_from__lte=moment)
+        .order_by("-effective_from", "-pk")
+        .values("firm_kw")[:1]
+    )
+    return queryset.annotate(firm_kw_then=Subquery(latest))
 
 
 def sites_for_member(user: AbstractBaseUser) -> QuerySet[Site]:

@@ -36,6 +36,7 @@ from enrollment.models import (
     EnablementProject,
     Enrollment,
     EnrollmentTransition,
+    FirmServiceLevel,
     Nomination,
     NominationWindow,
     Organization,
@@ -309,28 +310,39 @@ def nomination_change(
 
 
 def enrollment_firm_service_level_set(
-    *, enrollment: Enrollment, firm_service_level_kw: Decimal | None, by: AbstractBaseUser
-) -> Enrollment:
-    """Set (or clear, with ``None``) the kW ``enrollment``'s site must stay at or below during
-    events, for programs that charge energy above a firm service level.
+    *,
+    enrollment: Enrollment,
+    firm_kw: Decimal | None,
+    effective_from: dt.datetime,
+    by: AbstractBaseUser,
+    reason: str = "",
+) -> FirmServiceLevel:
+    """Record the kW ``enrollment``'s site must stay at or below during events from
+    ``effective_from`` on (``firm_kw`` None: no firm level from then on), for programs that
+    charge energy above a firm service level.
 
-    Returns the enrollment, updated. Raises ``PermissionDenied`` unless ``by`` is a program
-    manager, and ``ValidationError`` (keyed ``firm_service_level_kw``) for a negative value.
-    The level is not effective-dated: a settlement run, or a restatement of an earlier
-    period, uses the value held when it is calculated.
+    The earlier records stay: ``selectors.firm_service_level_at`` answers for any moment,
+    and a settlement run uses the level in effect at each event's start. Any date is
+    accepted, also one inside a period already settled: approved runs do not change, and a
+    restatement of that period then applies the new level to its events.
+
+    Returns the new record. Raises ``PermissionDenied`` unless ``by`` is a program manager,
+    ``ValidationError`` (keyed ``firm_kw``) for a negative level, and ``ValueError`` for a
+    naive ``effective_from``.
     """
     _require_manager(by)
-    previous = enrollment.firm_service_level_kw
-    enrollment.firm_service_level_kw = firm_service_level_kw
-    # This field's own checks only (sign, digits): the rest of the row is not being changed.
-    others = [f.name for f in Enrollment._meta.concrete_fields if f.name != "firm_service_level_kw"]
-    try:
-        enrollment.clean_fields(exclude=others)
-    except ValidationError:
-        enrollment.firm_service_level_kw = previous
-        raise
-    enrollment.save(update_fields=["firm_service_level_kw"])
-    return enrollment
+    if timezone.is_naive(effective_from):
+        raise ValueError("effective_from must be an aware datetime.")
+    level = FirmServiceLevel(
+        enrollment=enrollment,
+        firm_kw=firm_kw,
+        effective_from=effective_from,
+        created_by=by,
+        reason=reason.strip(),
+    )
+    level.full_clean()
+    level.save()
+    return level
 
 
 # --- audits and enablement -------------------------------------------------------------------

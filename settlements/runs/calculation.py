@@ -28,10 +28,13 @@ Choices (documented for the statements pages built on top):
   (or carried by an approved earlier version of this period, so a restatement keeps
   them): one adjustment line each, reference ``dispute:<id>``.
 - Excess energy (rules with an ``excess_energy_rate``): per measured participation, the
-  kWh of the actual load above the enrollment's ``firm_service_level_kw`` in the
-  performance's intervals (:func:`excess_above`), the level as held when the run is
-  calculated. An enrollment without a firm level gets no excess line and is named in the
-  notes. Rules without an excess rate read no intervals for it.
+  kWh of the actual load above the enrollment's firm service level in the performance's
+  intervals (:func:`excess_above`). The level is the one in effect at the event's start
+  (the rule of ``enrollment.selectors.firm_service_level_at``, read for all enrollments
+  at once), so a restatement calculated after a later change keeps each event's level. A
+  participation without a level in effect then gets no excess line, and its enrollment is
+  named in the notes with those events. Rules without an excess rate read neither
+  intervals nor firm levels for it.
 """
 
 from __future__ import annotations
@@ -271,6 +274,36 @@ class _Commitments:
         return total
 
 
+class _FirmLevels:
+    """Each enrollment's firm service level steps, for "the level at a moment", with its
+    site's name (for the notes). One query for all the program's enrollments."""
+
+    def __init__(self, program_id: int) -> None:
+        self.steps: dict[int, tuple[list[dt.datetime], list[Decimal | None]]] = {}
+        self.site_names: dict[int, str] = {}
+        # The enrollments joined to their levels (a row with no level for an enrollment
+        # without any), so that the notes can name the site without another query.
+        levels = "firm_service_levels"
+        rows = (
+            Enrollment.objects.filter(program_id=program_id)
+            .order_by("pk", f"{levels}__effective_from", f"{levels}__pk")
+            .values_list("pk", "site__name", f"{levels}__effective_from", f"{levels}__firm_kw")
+        )
+        for enrollment_id, site_name, effective_from, firm_kw in rows:
+            self.site_names[enrollment_id] = site_name
+            if effective_from is not None:
+                starts, values = self.steps.setdefault(enrollment_id, ([], []))
+                starts.append(effective_from)
+                values.append(firm_kw)
+
+    def at(self, enrollment_id: int, moment: dt.datetime) -> Decimal | None:
+        """Firm kW in effect at ``moment`` (the latest level from on or before it); None
+        before the first level and after one that clears it."""
+        starts, values = self.steps.get(enrollment_id, ([], []))
+        index = bisect.bisect_right(starts, moment)
+        return values[index - 1] if index else None
+
+
 #: How many progress reports a calculation makes at most (besides the first, at 0).
 PROGRESS_STEPS = 100
 
@@ -326,19 +359,13 @@ def calculate_lines(
     outcomes: dict[int, list[EventOutcome]] = defaultdict(list)
     # (site, event) -> the source of its event line: performance id, measurement sentence
     measured: dict[tuple[int, int], LineSource] = {}
-    # Excess energy only: each enrollment's firm level and site name, the source of each
-    # excess line (its own sentence: firm level and intervals above it), and the
-    # enrollments without a firm level (for the notes).
-    firm_levels: dict[int, tuple[Decimal | None, str]] = {}
+    # Excess energy only: each enrollment's firm levels (none read otherwise), the source
+    # of each excess line (its own sentence: firm level and intervals above it), and per
+    # enrollment the site and the events without a level in effect at their start (for the
+    # notes).
+    firm_levels = _FirmLevels(program.pk) if charges_excess else None
     excess_measured: dict[tuple[int, int], LineSource] = {}
-    without_firm_level: dict[int, tuple[int, str]] = {}
-    if charges_excess:
-        firm_levels = {
-            pk: (level, site_name)
-            for pk, level, site_name in Enrollment.objects.filter(
-                program_id=program.pk
-            ).values_list("pk", "firm_service_level_kw", "site__name")
-        }
+    without_firm_level: dict[int, tuple[int, list[tuple[dt.date, int]]]] = {}
     # Per event, once: its start, whether it is a test, and its local date.
     event_facts = {
         pk: (starts_at, kind == Event.Kind.TEST, starts_at.astimezone(zone).date())
@@ -368,10 +395,12 @@ def calculate_lines(
             if reads_intervals:
                 intervals = row[17]
                 excess_kwh = None
-                if charges_excess:
-                    firm_kw, site_name = firm_levels.get(enrollment_id, (None, ""))
+                if firm_levels is not None:
+                    firm_kw = firm_levels.at(enrollment_id, starts_at)
                     if firm_kw is None:
-                        without_firm_level[enrollment_id] = (site_id, site_name)
+                        without_firm_level.setdefault(enrollment_id, (site_id, []))[1].append(
+                            (event_date, event_id)
+                        )
                     else:
                         excess_kwh, above, with_data = excess_above(
                             intervals, firm_kw, interval_minutes
@@ -460,12 +489,15 @@ def calculate_lines(
             )
             continue
         outcomes[site_id].append(outcome)
-    for enrollment_id, (site_id, site_name) in sorted(
+    site_names = firm_levels.site_names if firm_levels is not None else {}
+    for enrollment_id, (site_id, unlevelled) in sorted(
         without_firm_level.items(), key=lambda item: (item[1][0], item[0])
     ):
+        site_name = site_names.get(enrollment_id, "")
+        listed = ", ".join(f"event {event_id} on {day}" for day, event_id in sorted(unlevelled))
         notes.append(
-            f"Site {site_id} ({site_name}, enrollment {enrollment_id}): no firm service level; "
-            "no excess energy charge."
+            f"Site {site_id} ({site_name}, enrollment {enrollment_id}): no firm service level "
+            f"in effect at the event's start; no excess energy charge ({listed})."
         )
 
     # Sites settled, by organization; the others named in the notes.

@@ -1,5 +1,6 @@
 """Firm-service-level programs: a settlement run charges the energy used above each site's
-firm service level during events, with amounts computed by hand."""
+firm service level during events (the level in effect at each event's start), with amounts
+computed by hand."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from dr_platform.models import Membership
+from enrollment.services import enrollment_firm_service_level_set
 from settlements.billing import billing_export_create
-from settlements.runs import calculation
+from settlements.runs import calculation, settlement_run_restate
 from tests.enrollment.factories import SiteFactory
-from tests.factories import OrganizationFactory
+from tests.factories import OrganizationFactory, staff_user
 from tests.settlements.settlement_helpers import (
+    ZONE,
     amounts,
     approved,
     calculated,
@@ -34,9 +39,18 @@ from tests.settlements.statement_cast import draw, member
 ACTUAL_KW = [40.0, 50.0, 62.0, 58.0, 70.0, None, 45.0, 50.5]
 
 
-def _firm(enrollment, level: str | None):
-    enrollment.firm_service_level_kw = None if level is None else Decimal(level)
-    enrollment.save(update_fields=["firm_service_level_kw"])
+SINCE_JANUARY = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _firm(enrollment, level: str | None, *, effective_from: dt.datetime = SINCE_JANUARY):
+    """Record ``enrollment``'s firm service level (None: none) from ``effective_from``, as
+    a program manager does on the console; in effect since January 2026 unless given."""
+    enrollment_firm_service_level_set(
+        enrollment=enrollment,
+        firm_kw=None if level is None else Decimal(level),
+        effective_from=effective_from,
+        by=staff_user("Program managers"),
+    )
     return enrollment
 
 
@@ -140,8 +154,9 @@ def test_a_site_without_a_firm_level_is_named_in_the_notes_and_not_charged(exces
         (with_level.site_id, Decimal("-20.25"))
     ]
     assert (
-        f"Site {without.site_id} (Birch Mill, enrollment {without.pk}): no firm service level; "
-        "no excess energy charge."
+        f"Site {without.site_id} (Birch Mill, enrollment {without.pk}): no firm service level "
+        f"in effect at the event's start; no excess energy charge (event {the_event.pk} on "
+        "2026-07-14)."
     ) in run.notes.splitlines()
     assert f"Site {with_level.site_id} (" not in run.notes
 
@@ -160,7 +175,7 @@ def test_a_performance_without_interval_data_is_noted_not_charged(excess_program
     ) in run.notes.splitlines()
 
 
-def test_a_program_without_an_excess_rate_reads_no_intervals_and_keeps_its_lines(
+def test_a_program_without_an_excess_rate_reads_no_intervals_or_levels_and_keeps_its_lines(
     july_program, monkeypatch
 ):
     # Two sites measured alike; only the first has a firm level and load above it.
@@ -178,9 +193,11 @@ def test_a_program_without_an_excess_rate_reads_no_intervals_and_keeps_its_lines
 
     monkeypatch.setattr(calculation, "participations_measured", spy)
 
-    run = calculated(july_program)
+    with CaptureQueriesContext(connection) as queries:
+        run = calculated(july_program)
 
     assert asked == [False]
+    assert not [query for query in queries if "firmservicelevel" in query["sql"].lower()]
     assert amounts(run) == [
         ("capacity", None, "640.00"),
         ("energy", the_event.pk, "80.00"),
@@ -266,3 +283,87 @@ def test_the_statement_draws_an_events_chart_once_above_its_energy_and_excess_li
     assert html.count("<svg") == 1
     ids = re.findall(r'\sid="([^"]+)"', html)
     assert len(ids) == len(set(ids))
+
+
+def test_a_level_changed_mid_season_applies_to_each_event_by_its_start(excess_program):
+    enrollment = _firm(enroll(excess_program, "100"), "50")
+    # From August 1 (local midnight) the level is 60 kW.
+    _firm(enrollment, "60", effective_from=dt.datetime(2026, 8, 1, tzinfo=ZONE))
+    july, august = (
+        event(excess_program, dt.date(2026, 7, 14)),
+        event(excess_program, dt.date(2026, 8, 11)),
+    )
+    _measured(july, enrollment)
+    _measured(august, enrollment)
+
+    run = calculated(excess_program, period_kind="season", start=dt.date(2026, 6, 1))
+
+    # July 14, level 50 kW: (62 - 50) + (58 - 50) + (70 - 50) + (50.5 - 50) = 40.5 kW over
+    # 4 quarter-hours = 40.5 × 15 / 60 = 10.125 kWh × -$2.00 = -$20.25.
+    # August 11, level 60 kW: (62 - 60) + (70 - 60) = 12 kW over 2 quarter-hours
+    # = 12 × 15 / 60 = 3 kWh × -$2.00 = -$6.00.
+    excess = {
+        line.event_id: (line.quantity, line.amount)
+        for line in run.lines.filter(kind="excess_energy")
+    }
+    assert excess == {
+        july.pk: (Decimal("10.125"), Decimal("-20.25")),
+        august.pk: (Decimal("3"), Decimal("-6.00")),
+    }
+    assert "Firm service level 50.000 kW: actual load above it in 4 of 7 intervals" in (
+        run.lines.get(kind="excess_energy", event=july).explanation
+    )
+    assert "Firm service level 60.000 kW: actual load above it in 2 of 7 intervals" in (
+        run.lines.get(kind="excess_energy", event=august).explanation
+    )
+    assert "firm service level" not in run.notes
+
+
+def test_events_before_a_sites_first_level_or_after_it_is_cleared_are_not_charged(
+    excess_program,
+):
+    enrollment = enroll(excess_program, "100", name="Birch Mill")
+    _firm(enrollment, "50", effective_from=dt.datetime(2026, 7, 15, tzinfo=ZONE))
+    _firm(enrollment, None, effective_from=dt.datetime(2026, 7, 29, tzinfo=ZONE))
+    before, during, after = (event(excess_program, dt.date(2026, 7, day)) for day in (14, 21, 30))
+    for the_event in (before, during, after):
+        _measured(the_event, enrollment)
+
+    run = calculated(excess_program)
+
+    # Only July 21 has a level in effect at its start (50 kW): 10.125 kWh × -$2.00.
+    assert [(line.event_id, line.amount) for line in run.lines.filter(kind="excess_energy")] == [
+        (during.pk, Decimal("-20.25"))
+    ]
+    assert (
+        f"Site {enrollment.site_id} (Birch Mill, enrollment {enrollment.pk}): no firm service "
+        f"level in effect at the event's start; no excess energy charge (event {before.pk} on "
+        f"2026-07-14, event {after.pk} on 2026-07-30)."
+    ) in run.notes.splitlines()
+
+
+def test_a_restatement_keeps_each_events_level_after_a_later_change(
+    excess_program, manager, billing_clerk
+):
+    enrollment = _firm(enroll(excess_program, "100"), "50")
+    the_event = event(excess_program, dt.date(2026, 7, 14))
+    _measured(the_event, enrollment)
+    july = approved(calculated(excess_program, by=manager), by=billing_clerk)
+    assert ("excess_energy", the_event.pk, "-20.25") in amounts(july)
+    # In October the level becomes 60 kW from September 1: July's event keeps 50 kW.
+    _firm(enrollment, "60", effective_from=dt.datetime(2026, 9, 1, tzinfo=ZONE))
+
+    assert settlement_run_restate(run=july, by=manager) is None
+
+    # A level back-dated into July, before the event, is what a restatement applies:
+    # 60 kW from July 1 gives 3 kWh × -$2.00 = -$6.00, was -$20.25: +$14.25 for
+    # 7.125 kWh less.
+    _firm(enrollment, "60", effective_from=dt.datetime(2026, 7, 1, tzinfo=ZONE))
+
+    restatement = settlement_run_restate(run=july, by=manager)
+
+    assert restatement is not None
+    assert amounts(restatement) == [("excess_energy", the_event.pk, "14.25")]
+    delta = restatement.lines.get()
+    assert delta.quantity == Decimal("-7.125")
+    assert "Firm service level 60.000 kW" in delta.explanation
