@@ -237,11 +237,31 @@ def participations_measured(event_ids: list[int], *, with_intervals: bool = Fals
     )
 
 
-class _Commitments:
+class _Steps:
+    """Effective-dated values per enrollment (each in effect from its start until the
+    next one's), added in start order, for "the value at a moment"."""
+
+    def __init__(self) -> None:
+        self.steps: dict[int, tuple[list[dt.datetime], list[Decimal | None]]] = {}
+
+    def add(self, enrollment_id: int, effective_from: dt.datetime, value: Decimal | None) -> None:
+        starts, values = self.steps.setdefault(enrollment_id, ([], []))
+        starts.append(effective_from)
+        values.append(value)
+
+    def at(self, enrollment_id: int, moment: dt.datetime) -> Decimal | None:
+        """The value in effect at ``moment``: the latest from on or before it; None before
+        the first."""
+        starts, values = self.steps.get(enrollment_id, ([], []))
+        index = bisect.bisect_right(starts, moment)
+        return values[index - 1] if index else None
+
+
+class _Commitments(_Steps):
     """Each enrollment's nomination steps, for "kW at a moment" and time-weighted means."""
 
     def __init__(self, program_id: int) -> None:
-        self.steps: dict[int, tuple[list[dt.datetime], list[Decimal]]] = {}
+        super().__init__()
         rows = (
             Nomination.objects.filter(
                 enrollment__program_id=program_id, enrollment__status__in=SETTLED_STATUSES
@@ -250,15 +270,7 @@ class _Commitments:
             .values_list("enrollment_id", "effective_from", "committed_kw")
         )
         for enrollment_id, effective_from, committed_kw in rows:
-            starts, values = self.steps.setdefault(enrollment_id, ([], []))
-            starts.append(effective_from)
-            values.append(committed_kw)
-
-    def at(self, enrollment_id: int, moment: dt.datetime) -> Decimal | None:
-        """kW in effect at ``moment`` (the latest nomination from on or before it)."""
-        starts, values = self.steps.get(enrollment_id, ([], []))
-        index = bisect.bisect_right(starts, moment)
-        return values[index - 1] if index else None
+            self.add(enrollment_id, effective_from, committed_kw)
 
     def kw_seconds(self, enrollment_id: int, start: dt.datetime, end: dt.datetime) -> Decimal:
         """Integral of committed kW over [start, end), in kW-seconds."""
@@ -274,12 +286,13 @@ class _Commitments:
         return total
 
 
-class _FirmLevels:
-    """Each enrollment's firm service level steps, for "the level at a moment", with its
-    site's name (for the notes). One query for all the program's enrollments."""
+class _FirmLevels(_Steps):
+    """Each enrollment's firm service level steps, for "the level at a moment" (None also
+    after a level that clears it), with its site's name (for the notes). One query for all
+    the program's enrollments."""
 
     def __init__(self, program_id: int) -> None:
-        self.steps: dict[int, tuple[list[dt.datetime], list[Decimal | None]]] = {}
+        super().__init__()
         self.site_names: dict[int, str] = {}
         # The enrollments joined to their levels (a row with no level for an enrollment
         # without any), so that the notes can name the site without another query.
@@ -292,16 +305,7 @@ class _FirmLevels:
         for enrollment_id, site_name, effective_from, firm_kw in rows:
             self.site_names[enrollment_id] = site_name
             if effective_from is not None:
-                starts, values = self.steps.setdefault(enrollment_id, ([], []))
-                starts.append(effective_from)
-                values.append(firm_kw)
-
-    def at(self, enrollment_id: int, moment: dt.datetime) -> Decimal | None:
-        """Firm kW in effect at ``moment`` (the latest level from on or before it); None
-        before the first level and after one that clears it."""
-        starts, values = self.steps.get(enrollment_id, ([], []))
-        index = bisect.bisect_right(starts, moment)
-        return values[index - 1] if index else None
+                self.add(enrollment_id, effective_from, firm_kw)
 
 
 #: How many progress reports a calculation makes at most (besides the first, at 0).
