@@ -438,6 +438,9 @@ class SettlementLineQuerySet(models.QuerySet):
     """
 
     def update(self, **kwargs: object) -> int:
+        target = kwargs.get("run_id", kwargs.get("run"))
+        if target is not None:  # lines moved to another run: not into an approved one
+            _refuse_lines_of_locked_runs({getattr(target, "pk", target)})
         if kwargs != {"locked": True} and self.filter(locked=True).exists():
             raise LockedLineError(
                 "Settlement lines of an approved run are locked and cannot be changed; "
@@ -630,13 +633,15 @@ class SettlementLine(models.Model):
         return f"{self.get_kind_display()} ${self.amount}"
 
     def save(self, *args: object, **kwargs: object) -> None:
-        if self._state.adding:
-            _refuse_lines_of_locked_runs({self.run_id})
-        elif self.locked or SettlementLine.objects.filter(pk=self.pk, locked=True).exists():
+        if not self._state.adding and (
+            self.locked or SettlementLine.objects.filter(pk=self.pk, locked=True).exists()
+        ):
             raise LockedLineError(
                 f"Settlement line {self.pk} is locked (its run was approved) and cannot be "
                 "changed; correct it with a restatement."
             )
+        # Added to, or moved into, an approved run: refused too.
+        _refuse_lines_of_locked_runs({self.run_id})
         super().save(*args, **kwargs)
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:

@@ -363,3 +363,24 @@ def test_the_database_lets_unlocked_lines_change(july_run):
         )
         assert cursor.rowcount == 1
     assert SettlementLine.objects.get(pk=line.pk).amount == Decimal("1.23")
+
+
+def test_a_line_of_an_open_run_cannot_be_moved_into_an_approved_run(july_run, billing_clerk):
+    run = approved(july_run, by=billing_clerk)
+    other = settlement_run_create(
+        program=run.program, period_kind="month", period_start=dt.date(2026, 8, 1),
+        by=run.calculated_by,
+    )  # fmt: skip
+    line = _extra_line(run)  # shaped like the approved run's first line
+    line.run = other
+    line.save()
+
+    line.run = run
+    with pytest.raises(LockedLineError, match=f"run {run.pk} is approved"):
+        line.save()
+    for target in ({"run": run}, {"run_id": run.pk}):
+        with pytest.raises(LockedLineError, match=f"run {run.pk} is approved"):
+            SettlementLine.objects.filter(pk=line.pk).update(**target)
+
+    assert SettlementLine.objects.get(pk=line.pk).run_id == other.pk
+    assert run.lines.count() == 3
