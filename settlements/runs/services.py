@@ -258,11 +258,14 @@ def _calculate_and_store(
     run: SettlementRun, on_progress: Callable[[int, int], None] | None = None
 ) -> _Stored:
     """Compute ``run``'s lines (a restatement: their differences) and store them."""
-    calculation = calculate_lines(
-        run,
-        rules_for_period(run.program, run.period_kind, run.period_start),
-        on_progress=on_progress,
+    # A restatement corrects its period as it was settled, even a month of season rules
+    # approved before such months were refused; a first version is checked.
+    rules = (
+        rules_for(run.program, run.period_start)
+        if run.restates_id is not None
+        else rules_for_period(run.program, run.period_kind, run.period_start)
     )
+    calculation = calculate_lines(run, rules, on_progress=on_progress)
     notes = list(calculation.notes)
     lines: Iterable[tuple[LineItem, LineSource]] = calculation.lines
     if run.restates_id is not None:

@@ -17,6 +17,7 @@ from settlements.runs import (
     rules_for,
     settlement_run_calculate,
     settlement_run_create,
+    settlement_run_restate,
 )
 from tests.factories import staff_user
 from tests.settlements.settlement_helpers import (
@@ -370,6 +371,26 @@ def test_a_month_run_refuses_to_calculate_under_season_rules_added_after_it(db):
         settlement_run_calculate(run=run, by=manager)
     run.refresh_from_db()
     assert (run.status, run.line_count) == (SettlementRun.Status.DRAFT, 0)
+
+
+def test_a_month_approved_before_season_rules_can_still_be_restated(db):
+    """A month settled before season rules took effect for it (or before such months were
+    refused) stays correctable: its restatement is calculated, not refused."""
+    manager, clerk = staff_user("Program managers"), staff_user("Billing")
+    program = make_program()  # its simple rates: capacity by the month
+    enrollment = enroll(program, "100")
+    july = approved(calculated(program, by=manager), by=clerk)
+    payment_rules_add(
+        program=program,
+        rules=PaymentRules(effective_from=dt.date(2026, 1, 1), season_rate=Decimal("10")),
+        by=manager,
+    )
+    participate(event(program, dt.date(2026, 7, 14)), enrollment, average_kw="80", kwh="160")
+
+    restatement = settlement_run_restate(run=july, by=manager)
+
+    assert restatement is not None and restatement.status == SettlementRun.Status.CALCULATED
+    assert ("season", None, "800.00") in amounts(restatement)  # 80 kW-season x $10
 
 
 def test_a_settled_period_is_restated_not_settled_again(july_program):
