@@ -474,7 +474,11 @@ def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
     restated, or to the run list.
     """
     _require_settlement_staff(request)
-    run = get_object_or_404(SettlementRun, pk=run_id)
+    run = SettlementRun.objects.filter(pk=run_id).first()
+    if run is None:
+        # Another clerk discarded it while this page was open (or the id is wrong): say so.
+        messages.error(request, f"Run {run_id} no longer exists: it was discarded.")
+        return redirect("console:settlement_runs")
     action = request.POST.get("action")
     user = request.user
     try:
@@ -529,6 +533,8 @@ def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
         # The caller is settlement staff (checked above): a PermissionDenied here is the
         # four-eyes rule, which the clerk must read, not a bare 403 page.
         messages.error(request, str(error))
+        if not SettlementRun.objects.filter(pk=run.pk).exists():  # discarded meanwhile
+            return redirect("console:settlement_runs")
     return redirect("console:settlement_run", run_id=run.pk)
 
 

@@ -2,8 +2,9 @@
 // polls the JSON at the data-progress-url of the element that carries it, shows its
 // "percent" in the <progress data-progress-bar> and its "text" in the
 // [data-progress-text] inside that element, and reloads the page once the answer says
-// "finished" (or "stale": the worker is gone) so the page shows the outcome. The page
-// is complete without this script; it only keeps it current.
+// "finished" (or "stale": the worker is gone) so the page shows the outcome. When the
+// record is gone (404: a run discarded meanwhile) it shows data-progress-gone and stops.
+// The page is complete without this script; it only keeps it current.
 (function () {
   "use strict";
   var box = document.querySelector("[data-progress-url]");
@@ -12,8 +13,16 @@
   var text = box.querySelector("[data-progress-text]");
   function poll() {
     fetch(box.dataset.progressUrl, {credentials: "same-origin", headers: {Accept: "application/json"}})
-      .then(function (response) { return response.json(); })
+      .then(function (response) {
+        if (response.status === 404) { return {gone: true}; }
+        return response.json();
+      })
       .then(function (data) {
+        if (data.gone) {
+          // The record is gone (a run discarded meanwhile): say so and stop polling.
+          if (text) { text.textContent = box.dataset.progressGone || "This no longer exists."; }
+          return;
+        }
         if (data.finished || data.stale) { window.location.reload(); return; }
         if (bar) { bar.value = data.percent; }
         if (text && data.text) { text.textContent = data.text; }

@@ -170,6 +170,8 @@ def test_restate_creates_version_2_calculating_and_enqueues_one_task_on_commit(
         html
     )
     assert "js/progress.js" in html
+    # What the script shows should the run be discarded while the page is open.
+    assert f'data-progress-gone="Run {v2.pk} no longer exists: it was discarded."' in html
     for button in ("calculate", "approve", "discard", "restate"):
         assert f'value="{button}"' not in html
     assert_phone_ready(html)
@@ -519,10 +521,20 @@ def test_a_run_approved_or_discarded_meanwhile_is_not_discarded_or_claimed(
         "skipped": "discarded",
     }
     assert sent == []
-    response = client.post(
-        reverse("console:settlement_run_action", args=[draft.pk]), {"action": "approve"}
-    )
-    assert response.status_code == 404
+    # Through the console: the clerk reads why, on the run list.
+    for action in ("approve", "discard", "calculate"):
+        response = client.post(
+            reverse("console:settlement_run_action", args=[draft.pk]),
+            {"action": action},
+            follow=True,
+        )
+        assert response.redirect_chain[-1][0] == reverse("console:settlement_runs")
+        assert _messages(response) == [
+            ("error", f"Run {draft.pk} no longer exists: it was discarded.")
+        ]
+    # Its progress answers 404, which the page's script reads as "gone" and stops polling.
+    progress = client.get(reverse("console:settlement_run_progress", args=[draft.pk]))
+    assert progress.status_code == 404
 
 
 @pytest.mark.postgres
