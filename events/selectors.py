@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from dr_platform.roles import PROGRAM_MANAGERS
 from dr_platform.selectors import get_for_member, scope_to_member
@@ -39,12 +39,25 @@ def event_list_for_program(program: Program) -> QuerySet[Event]:
 
 
 def events_for_organization(user: AbstractBaseUser) -> QuerySet[Event]:
-    """Events in which any site of the user's organizations takes part (not removed)."""
-    return scope_to_member(
-        Event.objects.filter(participations__removed_at__isnull=True).select_related("program"),
-        user,
-        "participations__enrollment__site__organization",
-    ).order_by("-starts_at", "-pk")
+    """Events in which any site of the user's organizations takes part (not removed).
+
+    None for anonymous users. The live-row and membership conditions sit on the same
+    participation (one subquery): chained filters on the multi-valued relation would join
+    it twice, and another organization's live row would let in an event whose own rows
+    were all removed.
+    """
+    if not user.is_authenticated:
+        return Event.objects.none()
+    live_participations = Participation.objects.filter(
+        event=OuterRef("pk"),
+        removed_at__isnull=True,
+        enrollment__site__organization__memberships__user=user,
+    )
+    return (
+        Event.objects.filter(Exists(live_participations))
+        .select_related("program")
+        .order_by("-starts_at", "-pk")
+    )
 
 
 def participations_for_member(user: AbstractBaseUser) -> QuerySet[Participation]:

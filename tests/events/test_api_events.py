@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from rest_framework.test import APIClient
 
+from events import services
 from events.models import Event, Participation
 from tests.factories import MembershipFactory
 
@@ -218,3 +219,16 @@ def test_participations_are_read_scoped_to_the_callers_organizations(
     response = api.get("/api/participations/", {"event": event.pk, "status": "pending"})
     assert len(response.json()["results"]) == 3
     assert response.json()["results"][0]["status"] == Participation.Status.PENDING
+
+
+def test_an_organization_whose_sites_were_all_removed_no_longer_sees_the_event(
+    api, harbor_member, northside_member, call_event_soon, manager_user, northside_site
+):
+    event = call_event_soon()
+    services.event_modify(event=event, by=manager_user, sites=[northside_site])
+    api.force_authenticate(harbor_member)
+    assert api.get(f"/api/events/{event.pk}/").status_code == 404
+    assert api.get("/api/events/").json()["results"] == []
+    api.force_authenticate(northside_member)
+    assert api.get(f"/api/events/{event.pk}/").status_code == 200
+    assert [row["id"] for row in api.get("/api/events/").json()["results"]] == [event.pk]
