@@ -144,6 +144,63 @@ def _create_participations(
     return rows, [windows[e.site_id] for e in enrollments if e.site_id in windows]
 
 
+def _restore_participations(
+    event: Event, enrollment_ids: Sequence[int], now: dt.datetime
+) -> tuple[list[Participation], list[Unavailability]]:
+    """Bring back the event's removed participations of ``enrollment_ids``.
+
+    A site removed earlier and targeted again comes back on its old row with the answer
+    it had: an opt-out stands (and still counts against the season allowance), an
+    acknowledgement or unavailability stays. Only a row still waiting for an answer is
+    checked again against the site's unavailability windows, as a new row would be. The
+    committed kW is the nomination in effect at the event's (possibly moved) start.
+
+    Returns the rows brought back (with enrollment and site) and the unavailability
+    windows that changed a pending one's answer.
+    """
+    returning = list(
+        Participation.objects.filter(
+            event=event, enrollment_id__in=enrollment_ids, removed_at__isnull=False
+        ).select_related("enrollment", "enrollment__site")
+    )
+    if not returning:
+        return [], []
+    committed = dict(
+        with_committed_kw_at(
+            Enrollment.objects.filter(pk__in=[p.enrollment_id for p in returning]),
+            event.starts_at,
+        ).values_list("pk", "committed_kw_then")
+    )
+    windows = selectors.unavailable_sites(
+        [p.enrollment.site_id for p in returning if p.status == P.PENDING],
+        event.starts_at,
+        event.ends_at,
+    )
+    fields = ["removed_at", "modification_number", "committed_kw", "status"]
+    fields += ["opted_out_at", "opted_out_via"]
+    for participation in returning:
+        participation.event = event
+        participation.removed_at = None
+        participation.modification_number = event.modification_number
+        participation.committed_kw = (
+            committed.get(participation.enrollment_id) or participation.enrollment.committed_kw
+        )
+        if participation.status == P.PENDING and participation.enrollment.site_id in windows:
+            if event.program.unavailability_counts_as_opt_out:
+                participation.status = P.OPTED_OUT
+                participation.opted_out_at = now
+                participation.opted_out_via = "unavailability"
+            else:
+                participation.status = P.UNAVAILABLE
+    Participation.objects.bulk_update(returning, fields)
+    answered_by_window = [
+        windows[p.enrollment.site_id]
+        for p in returning
+        if p.enrollment.site_id in windows and p.status != P.PENDING
+    ]
+    return returning, answered_by_window
+
+
 def _notify_new_participations(
     event: Event, participations: Sequence[Participation], now: dt.datetime
 ) -> list[Notification]:
@@ -393,27 +450,14 @@ def event_modify(
                 event=current, kind=K.CANCEL, participations=removed, now=now
             )
 
-        # A site removed earlier and targeted again comes back on its old row.
-        returning = list(
-            Participation.objects.filter(
-                event=current, enrollment_id__in=list(wanted), removed_at__isnull=False
-            )
-        )
-        if returning:
-            Participation.objects.filter(pk__in=[p.pk for p in returning]).update(
-                removed_at=None, status=P.PENDING, modification_number=current.modification_number
-            )
+        returning, returning_unavailable = _restore_participations(current, list(wanted), now)
+        returning_ids = {p.enrollment_id for p in returning}
         new_enrollments = [
-            e
-            for eid, e in wanted.items()
-            if eid not in existing and eid not in {p.enrollment_id for p in returning}
+            e for eid, e in wanted.items() if eid not in existing and eid not in returning_ids
         ]
         added, unavailable = _create_participations(current, new_enrollments, now)
-        added += list(
-            Participation.objects.filter(pk__in=[p.pk for p in returning]).select_related(
-                "enrollment__site"
-            )
-        )
+        added += returning
+        unavailable += returning_unavailable
         if current.notice_sent_at is not None:
             _notify_new_participations(current, added, now)
 

@@ -249,3 +249,73 @@ def test_an_acknowledged_participation_stops_escalating(call_event):
     # Idempotent.
     again = services.participation_acknowledge(participation, "sms", now=NOW)
     assert again.acknowledged_via == "portal"
+
+
+def test_a_site_targeted_again_keeps_its_opt_out_and_hears_nothing(call_event, manager_user):
+    event = call_event(zones=["NORTH"]).event
+    northside = event.participations.get(enrollment__site__name="Northside Campus")
+    services.participation_opt_out(northside, "portal", now=NOW)
+    services.event_modify(event=event, by=manager_user, zones=["SOUTH"], now=NOW)
+    _sent(event)
+    before = set(event.notifications.values_list("pk", flat=True))
+    event.refresh_from_db()
+    change = services.event_modify(event=event, by=manager_user, zones=["NORTH"], now=NOW)
+    northside.refresh_from_db()
+    assert northside.removed_at is None
+    assert northside.status == Participation.Status.OPTED_OUT
+    assert northside.opted_out_at == NOW
+    assert northside.next_escalation_at is None
+    assert sorted(p.enrollment.site.name for p in change.added) == [
+        "Harbor North", "Northside Campus",
+    ]  # fmt: skip
+    new = event.notifications.exclude(pk__in=before).exclude(kind=K.CANCEL)
+    assert list(new.values_list("kind", "participation__enrollment__site__name")) == [
+        ("notice", "Harbor North")
+    ]
+    harbor_north = event.participations.get(enrollment__site__name="Harbor North")
+    assert harbor_north.status == Participation.Status.PENDING
+
+
+def test_a_site_targeted_again_stays_unavailable_with_the_kw_committed_at_the_new_start(
+    call_event, manager_user, enrollments, northside_site
+):
+    from enrollment.models import Nomination
+
+    services.unavailability_declare(
+        site=northside_site, starts_at=START, ends_at=END, reason="Chiller overhaul",
+        by=manager_user, now=NOW,
+    )  # fmt: skip
+    event = call_event(zones=["NORTH"]).event
+    northside = event.participations.get(enrollment=enrollments["northside"])
+    assert northside.status == Participation.Status.UNAVAILABLE
+    services.event_modify(event=event, by=manager_user, zones=["SOUTH"], now=NOW)
+    new_start = START + dt.timedelta(hours=1)
+    Nomination.objects.create(
+        enrollment=enrollments["northside"], committed_kw=Decimal("75"),
+        effective_from=new_start - dt.timedelta(minutes=1), created_by=manager_user,
+    )  # fmt: skip
+    event.refresh_from_db()
+    services.event_modify(
+        event=event, by=manager_user, zones=["NORTH"], starts_at=new_start, now=NOW
+    )
+    northside.refresh_from_db()
+    assert northside.removed_at is None
+    assert northside.status == Participation.Status.UNAVAILABLE
+    assert northside.committed_kw == Decimal("75")
+    assert northside.modification_number == 2
+
+
+def test_a_site_that_declared_itself_unavailable_while_removed_comes_back_unavailable(
+    call_event, manager_user, harbor_north
+):
+    event = call_event(zones=["NORTH"]).event
+    services.event_modify(event=event, by=manager_user, zones=["SOUTH"], now=NOW)
+    window = services.unavailability_declare(
+        site=harbor_north, starts_at=START, ends_at=END, reason="Compressor repair",
+        by=manager_user, now=NOW,
+    )  # fmt: skip
+    event.refresh_from_db()
+    change = services.event_modify(event=event, by=manager_user, zones=["NORTH"], now=NOW)
+    returned = event.participations.get(enrollment__site=harbor_north)
+    assert returned.status == Participation.Status.UNAVAILABLE
+    assert change.unavailable == [window]
