@@ -70,7 +70,8 @@ def opt_out_refusal(participation: Participation, now: dt.datetime) -> str | Non
 
     The program must allow opt-outs (``opt_outs_per_season`` above 0), the cut-off
     (``opt_out_cutoff_minutes`` before the start) must not have passed, and the
-    enrollment must have opt-outs left this season.
+    enrollment must have opt-outs left this season (opt-outs of test events, of cancelled
+    events and of events the site was removed from do not count).
     """
     event = participation.event
     program = event.program
@@ -88,14 +89,18 @@ def opt_out_refusal(participation: Participation, now: dt.datetime) -> str | Non
     season_end = dt.datetime.combine(
         program.season_end + dt.timedelta(days=1), dt.time(0), tzinfo=zone
     )
+    # An opt-out uses up the allowance only where the site was still asked to curtail:
+    # a cancelled event, or a site removed from the event, asked nothing of it.
     used = (
         Participation.objects.filter(
             enrollment_id=participation.enrollment_id,
             status=P.OPTED_OUT,
+            removed_at__isnull=True,
             event__starts_at__gte=season_start,
             event__starts_at__lt=season_end,
         )
         .exclude(event__kind=Event.Kind.TEST)
+        .exclude(event__status=Event.Status.CANCELLED)
         .exclude(pk=participation.pk)
         .count()
     )

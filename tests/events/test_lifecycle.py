@@ -319,3 +319,28 @@ def test_a_site_that_declared_itself_unavailable_while_removed_comes_back_unavai
     returned = event.participations.get(enrollment__site=harbor_north)
     assert returned.status == Participation.Status.UNAVAILABLE
     assert change.unavailable == [window]
+
+
+def test_opt_outs_of_cancelled_events_or_removed_sites_leave_the_allowance_alone(
+    call_event, manager_user, program, enrollments
+):
+    program.opt_outs_per_season = 1
+    program.save(update_fields=["opt_outs_per_season"])
+    day = dt.timedelta(days=1)
+
+    def northside_in(event: Event) -> Participation:
+        return event.participations.get(enrollment=enrollments["northside"])
+
+    cancelled = call_event().event
+    services.participation_opt_out(northside_in(cancelled), "portal", now=NOW)
+    services.event_cancel(event=cancelled, by=manager_user, reason="Grid is fine", now=NOW)
+    narrowed = call_event(starts_at=START + day, ends_at=END + day).event
+    services.participation_opt_out(northside_in(narrowed), "portal", now=NOW)
+    services.event_modify(event=narrowed, by=manager_user, zones=["SOUTH"], now=NOW)
+    third = call_event(starts_at=START + 2 * day, ends_at=END + 2 * day).event
+    assert services.opt_out_refusal(northside_in(third), NOW) is None
+    services.participation_opt_out(northside_in(third), "portal", now=NOW)
+    fourth = call_event(starts_at=START + 5 * day, ends_at=END + 5 * day).event
+    assert services.opt_out_refusal(northside_in(fourth), NOW) == (
+        "You have used all 1 opt-out(s) of this season."
+    )
