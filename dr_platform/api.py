@@ -8,6 +8,21 @@ from dr_platform.selectors import scope_to_member
 from enrollment.models import Organization
 
 
+class IdFilterField(serializers.IntegerField):
+    """A primary key given as a list filter (``?program=3``): 1 to the largest id stored.
+
+    Primary keys are signed 64-bit integers; a larger number could match nothing, and
+    SQLite cannot even bind it, so it is a 400 like any other bad filter.
+    """
+
+    MAX_ID = 2**63 - 1
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", self.MAX_ID)
+        super().__init__(**kwargs)
+
+
 class MemberScopedViewSet(viewsets.ReadOnlyModelViewSet):
     """A read-only viewset whose queryset is always scoped to the caller's organizations.
 

@@ -41,6 +41,7 @@ from events.forms import (
     SimulatedReplyForm,
 )
 from events.models import EscalationStep, Event, Notification, Participation
+from events.services.rules import FIRST_YEAR, LAST_YEAR
 
 PAGE_SIZE = 50
 OUTBOX_PAGE_SIZE = 50
@@ -119,12 +120,18 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 
 def _month(value: str | None, today: dt.date) -> dt.date:
-    """The first day of ``value`` ("YYYY-MM"), or of this month when missing or invalid."""
+    """The first day of ``value`` ("YYYY-MM"), or of this month when missing or invalid.
+
+    A month outside the years events may have is moved to the nearest one they may (the
+    calendar's weeks and margins reach past the month and would overflow near year 1 or
+    9999).
+    """
     try:
         year, month = (int(part) for part in (value or "").split("-"))
-        return dt.date(year, month, 1)
+        first = dt.date(year, month, 1)
     except ValueError:
         return today.replace(day=1)
+    return min(max(first, dt.date(FIRST_YEAR, 1, 1)), dt.date(LAST_YEAR, 12, 1))
 
 
 @staff_required

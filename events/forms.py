@@ -20,6 +20,7 @@ from django.utils import timezone
 from dr_platform.models import OutboxMessage
 from enrollment.models import Enrollment, Organization, Program, Site
 from events.models import Event
+from events.services.rules import time_range_error
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
@@ -44,8 +45,12 @@ def program_local(wall_clock: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     """``wall_clock`` (naive) as an aware datetime in ``zone``, converted to UTC.
 
     Raises ``ValidationError`` for a time that does not exist in ``zone`` (skipped when the
-    clocks go forward). An ambiguous time (clocks going back) is its first occurrence.
+    clocks go forward) and for one outside the years the platform handles. An ambiguous
+    time (clocks going back) is its first occurrence.
     """
+    out_of_range = time_range_error(wall_clock)
+    if out_of_range:
+        raise ValidationError(out_of_range)
     aware = wall_clock.replace(tzinfo=zone)
     utc = aware.astimezone(dt.UTC)
     if utc.astimezone(zone).replace(tzinfo=None) != wall_clock:

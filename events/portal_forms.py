@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from enrollment.models import Site
+from events.services.rules import time_range_error
 
 
 class UnavailabilityForm(forms.Form):
@@ -46,6 +47,14 @@ class UnavailabilityForm(forms.Form):
         self.fields["site"].queryset = sites.order_by("name")
         names = sorted(set(self.zones.values()) or {settings.TIME_ZONE})
         self.fields["starts_at"].help_text = f"Local time ({', '.join(names)})."
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        for name in ("starts_at", "ends_at"):
+            value = data.get(name)
+            if value is not None and (out_of_range := time_range_error(value)):
+                self.add_error(name, out_of_range)
+        return data
 
     def zone_for(self, site: Site) -> ZoneInfo:
         """The time zone the window of ``site`` is entered in."""

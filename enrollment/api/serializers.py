@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from dr_platform.api import IdFilterField
 from enrollment.models import (
     Enrollment,
     EnrollmentTransition,
@@ -144,4 +145,4 @@ class EnrollmentFilterSerializer(serializers.Serializer):
     """The enrollment list's query parameters."""
 
     status = serializers.ChoiceField(choices=Enrollment.Status.choices, required=False)
-    program = serializers.IntegerField(required=False, min_value=1)
+    program = IdFilterField(required=False)

@@ -9,9 +9,11 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from dr_platform.api import IdFilterField
 from enrollment.models import Program, Site
 from events.forms import program_local
 from events.models import Event, Participation
+from events.services.rules import time_range_error
 
 
 class ParticipationSerializer(serializers.ModelSerializer):
@@ -134,6 +136,8 @@ class EventCreateSerializer(serializers.Serializer):
                     attrs[name] = program_local(value, zone)
                 except DjangoValidationError as error:
                     errors[name] = error.messages
+            elif out_of_range := time_range_error(value):
+                errors[name] = [out_of_range]
             else:
                 attrs[name] = value.astimezone(dt.UTC)
         if errors:
@@ -145,6 +149,12 @@ class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
+class EventFilterSerializer(serializers.Serializer):
+    """The event list's ``?program=`` (``?status=`` and ``?kind=`` are matched as given)."""
+
+    program = IdFilterField(required=False)
+
+
 class ParticipationFilterSerializer(serializers.Serializer):
-    event = serializers.IntegerField(required=False, min_value=1)
+    event = IdFilterField(required=False)
     status = serializers.ChoiceField(choices=Participation.Status.choices, required=False)

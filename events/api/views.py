@@ -27,6 +27,7 @@ from events import selectors, services
 from events.api.serializers import (
     CancelSerializer,
     EventCreateSerializer,
+    EventFilterSerializer,
     EventSerializer,
     ParticipantEventSerializer,
     ParticipationFilterSerializer,
@@ -104,8 +105,10 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             for name in ("status", "kind"):
                 if params.get(name):
                     queryset = queryset.filter(**{name: params[name]})
-            if params.get("program", "").isdigit():
-                queryset = queryset.filter(program_id=int(params["program"]))
+            if params.get("program"):
+                filters = EventFilterSerializer(data={"program": params["program"]})
+                filters.is_valid(raise_exception=True)
+                queryset = queryset.filter(program_id=filters.validated_data["program"])
         return queryset.order_by("-starts_at", "-pk")
 
     def get_serializer_class(self) -> type[BaseSerializer]:

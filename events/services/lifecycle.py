@@ -26,7 +26,7 @@ from enrollment.selectors import with_committed_kw_at
 from events import selectors
 from events.models import Event, Notification, Participation, Unavailability
 from events.services import pipeline
-from events.services.rules import event_rule_errors
+from events.services.rules import event_rule_errors, time_range_error
 
 E = Event.Status
 P = Participation.Status
@@ -594,6 +594,13 @@ def unavailability_declare(
     if not by.is_staff:
         require_role(by, site.organization, [Membership.Role.ADMIN, Membership.Role.OPERATOR])
     now = now or timezone.now()
+    out_of_range = {
+        name: error
+        for name, value in (("starts_at", starts_at), ("ends_at", ends_at))
+        if (error := time_range_error(value))
+    }
+    if out_of_range:
+        raise ValidationError(out_of_range)
     if ends_at <= starts_at:
         raise ValidationError({"ends_at": "The window must end after it starts."})
     if ends_at <= now:

@@ -16,6 +16,24 @@ from django.db.models import Count
 from enrollment.models import Program, Site
 from events.models import Event, Participation
 
+#: The years the platform accepts in event and unavailability times. Far enough inside
+#: Python's datetime range (years 1 to 9999) that moving a time between zones, or adding
+#: the day margins rules and calendars use, never overflows.
+FIRST_YEAR, LAST_YEAR = 1900, 8999
+
+
+def time_range_error(moment: dt.datetime) -> str | None:
+    """Why ``moment`` (a naive wall-clock time or an aware one) is out of range, or None.
+
+    Its own date is checked, before any conversion between zones (which could overflow).
+    """
+    if FIRST_YEAR <= moment.year <= LAST_YEAR:
+        return None
+    return (
+        f"{moment:%Y-%m-%d %H:%M} is out of range: "
+        f"give a time between the years {FIRST_YEAR} and {LAST_YEAR}."
+    )
+
 
 def _local_midnight(day: dt.date, zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=zone)
@@ -96,6 +114,9 @@ def event_rule_errors(
     ``exclude_event_id`` leaves an event being changed out of the counts.
     """
     errors: list[str] = []
+    out_of_range = [e for e in (time_range_error(starts_at), time_range_error(ends_at)) if e]
+    if out_of_range:
+        return out_of_range
     if ends_at <= starts_at:
         return ["The event must end after it starts."]
     zone = program.zone

@@ -182,6 +182,9 @@ def test_an_unknown_status_filter_is_a_400(client, participant_a, two_organizati
     assert response.status_code == 400
     assert "status" in response.json()
     assert client.get("/api/enrollments/", {"program": "summer"}).status_code == 400
+    too_large = client.get("/api/enrollments/", {"program": "99999999999999999999999"})
+    assert too_large.status_code == 400
+    assert "program" in too_large.json()
 
 
 # --- decisions ------------------------------------------------------------------------------

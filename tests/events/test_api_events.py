@@ -115,6 +115,43 @@ def test_every_broken_rule_is_a_400_with_its_message(as_manager, program, enroll
     assert not Event.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at", "field"),
+    [
+        ("2027-07-01T14:00", "9999-12-31T23:59", "ends_at"),
+        ("0001-01-01T00:00:00+14:00", "0001-01-01T03:00:00+14:00", "starts_at"),
+        ("9999-12-31T20:00:00-05:00", "9999-12-31T23:00:00-05:00", "ends_at"),
+    ],
+)
+def test_times_at_the_ends_of_the_calendar_are_a_400(
+    as_manager, program, enrollments, starts_at, ends_at, field
+):
+    response = as_manager.post(
+        "/api/events/",
+        {"program": program.pk, "starts_at": starts_at, "ends_at": ends_at, "draft": True},
+        format="json",
+    )
+    assert response.status_code == 400
+    message = response.json()[field][0]
+    assert message.endswith("is out of range: give a time between the years 1900 and 8999.")
+    assert not Event.objects.exists()
+
+
+def test_an_id_filter_beyond_any_stored_id_is_a_400(as_manager, harbor_member, call_event_soon):
+    call_event_soon()
+    too_large = "99999999999999999999999"
+    response = as_manager.get("/api/events/", {"program": too_large})
+    assert response.status_code == 400
+    assert "program" in response.json()
+    as_manager.force_authenticate(harbor_member)
+    response = as_manager.get("/api/participations/", {"event": too_large})
+    assert response.status_code == 400
+    assert "event" in response.json()
+    largest = str(2**63 - 1)
+    assert as_manager.get("/api/participations/", {"event": largest}).json()["results"] == []
+    assert as_manager.get("/api/events/", {"program": largest}).json()["results"] == []
+
+
 def test_a_draft_is_scheduled_then_cancelled_with_a_reason(
     as_manager, program, call_event_soon, manager_user
 ):

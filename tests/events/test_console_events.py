@@ -121,6 +121,24 @@ def test_a_time_the_clocks_skip_is_refused(manager_client, program, enrollments,
     assert not Event.objects.exists()
 
 
+def test_times_near_the_end_of_the_calendar_are_refused_on_the_form(
+    manager_client, program, enrollments, open_program
+):
+    data = _form_data(program, open_program)
+    data.update(starts_at="9999-12-31T23:00", ends_at="9999-12-31T23:30")
+    response = manager_client.post(reverse("console:event_create"), data)
+    assert response.status_code == 200
+    assert response.context["form"].errors["starts_at"] == [
+        "9999-12-31 23:00 is out of range: give a time between the years 1900 and 8999."
+    ]
+    data = _form_data(program, open_program)
+    data["ends_at"] = "9999-12-31T23:59"
+    response = manager_client.post(reverse("console:event_create"), data)
+    assert response.status_code == 200
+    assert "ends_at" in response.context["form"].errors
+    assert not Event.objects.exists()
+
+
 def test_targeting_by_grid_location_needs_a_choice_and_reaches_only_those_sites(
     manager_client, program, enrollments, open_program
 ):
@@ -310,6 +328,17 @@ def test_the_calendar_puts_events_on_their_local_day_with_month_links(
     assert other.context["agenda"] == []
 
 
+@pytest.mark.parametrize(
+    ("asked", "shown"), [("0001-01", dt.date(1900, 1, 1)), ("9999-12", dt.date(8999, 12, 1))]
+)
+def test_the_calendar_shows_the_nearest_month_it_can_for_one_at_the_ends_of_time(
+    manager_client, db, asked, shown
+):
+    response = manager_client.get(reverse("console:event_calendar"), {"month": asked})
+    assert response.status_code == 200
+    assert response.context["month"] == shown
+
+
 # --- modifying and cancelling ------------------------------------------------------------------
 
 
@@ -335,6 +364,26 @@ def test_a_manager_lengthens_an_event_and_sees_the_modification_number(
     assert event.notifications.filter(kind=Notification.Kind.UPDATE).count() == 3
     page = manager_client.get(response["Location"])
     assert '<div class="stat" data-live="modification_number">1</div>' in page.content.decode()
+
+
+def test_a_change_to_a_time_near_the_end_of_the_calendar_is_refused_on_the_form(
+    manager_client, call_event_soon, program
+):
+    event = call_event_soon()
+    start = event.starts_at.astimezone(program.zone)
+    data = {
+        "modification_number": 0,
+        "starts_at": start.strftime(DATETIME_LOCAL),
+        "ends_at": "9999-12-31T23:59",
+        "targeting": "all",
+    }
+    response = manager_client.post(reverse("console:event_modify", args=[event.pk]), data)
+    assert response.status_code == 200
+    assert response.context["form"].errors["ends_at"] == [
+        "9999-12-31 23:59 is out of range: give a time between the years 1900 and 8999."
+    ]
+    event.refresh_from_db()
+    assert event.modification_number == 0
 
 
 def test_a_stale_change_is_refused_with_the_services_message(

@@ -344,3 +344,19 @@ def test_opt_outs_of_cancelled_events_or_removed_sites_leave_the_allowance_alone
     assert services.opt_out_refusal(northside_in(fourth), NOW) == (
         "You have used all 1 opt-out(s) of this season."
     )
+
+
+def test_times_the_platform_cannot_handle_are_refused_by_the_services(
+    call_event, manager_user, harbor_north
+):
+    far = dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC)
+    out_of_range = "9999-12-31 23:00 is out of range: give a time between the years 1900 and 8999."
+    with pytest.raises(ValidationError) as raised:
+        services.unavailability_declare(
+            site=harbor_north, starts_at=START, ends_at=far, reason="Closed", by=manager_user,
+            now=NOW,
+        )  # fmt: skip
+    assert raised.value.message_dict == {"ends_at": [out_of_range]}
+    with pytest.raises(ValidationError) as raised:
+        call_event(ends_at=far)
+    assert raised.value.messages == [out_of_range]

@@ -251,6 +251,26 @@ def test_unavailability_after_the_cut_off_is_refused(
     assert not Unavailability.objects.exists()
 
 
+def test_unavailability_until_the_end_of_the_calendar_is_refused_on_the_form(
+    client, event, harbor, harbor_admin, harbor_north
+):
+    client.force_login(harbor_admin)
+    response = client.post(
+        unavailability_url(harbor),
+        {
+            "site": harbor_north.pk,
+            "starts_at": "9999-12-31T23:00",
+            "ends_at": "9999-12-31T23:59",
+            "reason": "Chiller maintenance",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["ends_at"] == [
+        "9999-12-31 23:59 is out of range: give a time between the years 1900 and 8999."
+    ]
+    assert not Unavailability.objects.exists()
+
+
 def test_another_organizations_site_cannot_be_declared(
     client, event, harbor, harbor_admin, northside_site
 ):
