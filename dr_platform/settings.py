@@ -188,6 +188,12 @@ WCTP_TIMEOUT = env_int("WCTP_TIMEOUT", 10, minimum=1)
 SNPP_SERVER = env_str("SNPP_SERVER", "")
 SNPP_TIMEOUT = env_int("SNPP_TIMEOUT", 10, minimum=1)
 WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
+# The only WCTP gateways a pager method may name: the platform's senderID and securityCode
+# go nowhere else (see dr_platform/outbound.py).
+WCTP_TRUSTED_GATEWAYS = env_list("WCTP_TRUSTED_GATEWAYS", [WCTP_ENDPOINT] if WCTP_ENDPOINT else [])
+# Webhook URLs, WCTP endpoints and SNPP servers that participants enter must resolve to
+# public addresses; development and the demo (DEBUG on) may reach private ones.
+DR_ALLOW_PRIVATE_OUTBOUND = env_bool("DR_ALLOW_PRIVATE_OUTBOUND", DEBUG)
 # Send rate per channel kind over the defaults of events.channels.RATE_LIMIT (Twilio long
 # code 1/s ...), e.g. "sms=30/s,voice=1/s" for a short code; "none" lifts a limit.
 NOTIFICATION_RATE_LIMITS = env_rates("NOTIFICATION_RATE_LIMITS")

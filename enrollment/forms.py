@@ -13,6 +13,7 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 
+from dr_platform import outbound
 from enrollment.models import ContactMethod, Program, Site
 
 KW_FIELD = {"max_digits": 12, "decimal_places": 3, "min_value": Decimal("0.001")}
@@ -130,11 +131,10 @@ class ContactMethodForm(forms.Form):
         max_value=99,
         help_text="1 is tried first; leave empty to add it after the existing methods.",
     )
-    wctp_endpoint = forms.URLField(
+    wctp_endpoint = forms.ChoiceField(
         required=False,
-        label="WCTP endpoint",
-        assume_scheme="https",
-        help_text="WCTP pagers only: the carrier's WCTP URL.",
+        label="WCTP gateway",
+        help_text="WCTP pagers only: the paging gateway your pager is reached through.",
     )
     snpp_host = forms.CharField(
         required=False,
@@ -143,12 +143,20 @@ class ContactMethodForm(forms.Form):
         help_text="SNPP pagers only: the paging server as host:port.",
     )
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # The platform pages only through the gateways its operator configured (they hold
+        # its WCTP credentials), so the participant picks one instead of typing a URL.
+        self.fields["wctp_endpoint"].choices = [("", "---------")] + [
+            (url, url) for url in outbound.trusted_wctp_gateways()
+        ]
+
     def clean(self) -> dict:
         cleaned = super().clean()
         kind = cleaned.get("kind")
         if kind == ContactMethod.Kind.PAGER_WCTP and not cleaned.get("wctp_endpoint"):
             if "wctp_endpoint" not in self.errors:
-                self.add_error("wctp_endpoint", "A WCTP pager needs its carrier's WCTP URL.")
+                self.add_error("wctp_endpoint", "A WCTP pager needs its paging gateway.")
         if kind != ContactMethod.Kind.PAGER_WCTP:
             cleaned["wctp_endpoint"] = ""
         if kind != ContactMethod.Kind.PAGER_SNPP:

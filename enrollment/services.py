@@ -24,6 +24,7 @@ from django.db.models import F, ProtectedError, Sum
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from dr_platform import outbound
 from dr_platform.models import Membership, OutboxMessage
 from dr_platform.selectors import require_role
 from enrollment.models import (
@@ -615,6 +616,41 @@ def _validate_url(url: str, field: str) -> None:
         raise ValidationError({field: f"{url!r} is not an http(s) URL."}) from None
 
 
+def _validate_outbound_url(url: str, field: str) -> None:
+    """An http(s) URL the platform may call for a participant (see dr_platform.outbound)."""
+    _validate_url(url, field)
+    try:
+        outbound.check_url(url)
+    except outbound.OutboundAddressError as exc:
+        raise ValidationError({field: str(exc)}) from None
+
+
+def _validate_wctp_gateway(url: str) -> None:
+    """Only a gateway the operator trusts may receive the platform's WCTP credentials."""
+    _validate_url(url, "wctp_endpoint")
+    gateways = outbound.trusted_wctp_gateways()
+    if not outbound.is_trusted_gateway(url, gateways):
+        accepted = ", ".join(gateways) if gateways else "none is configured"
+        raise ValidationError(
+            {
+                "wctp_endpoint": (
+                    f"{url!r} is not a paging gateway this platform sends through; "
+                    f"choose one of its gateways ({accepted})."
+                )
+            }
+        )
+
+
+def _validate_snpp_host(value: str) -> None:
+    if not _SNPP_HOST.match(value or ""):
+        raise ValidationError({"snpp_host": "Give the paging server as host:port."})
+    try:
+        host, port = outbound.parse_host_port(value, default_port=444)
+        outbound.check_host(host, port)
+    except outbound.OutboundAddressError as exc:
+        raise ValidationError({"snpp_host": str(exc)}) from None
+
+
 def normalize_contact_address(*, kind: str, address: str, region: str = "US") -> str:
     """Return the canonical address for a method of ``kind`` or raise ValidationError.
 
@@ -636,7 +672,7 @@ def normalize_contact_address(*, kind: str, address: str, region: str = "US") ->
             raise ValidationError({"address": f"{address!r} is not an email address."}) from None
         return address.lower()
     if kind == ContactMethod.Kind.WEBHOOK:
-        _validate_url(address, "address")
+        _validate_outbound_url(address, "address")
         return address
     if kind in (ContactMethod.Kind.PAGER_WCTP, ContactMethod.Kind.PAGER_SNPP):
         if not re.fullmatch(r"[A-Za-z0-9@._+-]{1,64}", address):
@@ -661,9 +697,9 @@ def contact_method_create(
         require_role(by, contact.organization, [Membership.Role.ADMIN, Membership.Role.OPERATOR])
     address = normalize_contact_address(kind=kind, address=address)
     if kind == ContactMethod.Kind.PAGER_WCTP:
-        _validate_url(wctp_endpoint, "wctp_endpoint")
-    if kind == ContactMethod.Kind.PAGER_SNPP and not _SNPP_HOST.match(snpp_host or ""):
-        raise ValidationError({"snpp_host": "Give the paging server as host:port."})
+        _validate_wctp_gateway(wctp_endpoint)
+    if kind == ContactMethod.Kind.PAGER_SNPP:
+        _validate_snpp_host(snpp_host)
     if kind == ContactMethod.Kind.WEBHOOK and not webhook_secret:
         webhook_secret = secrets.token_urlsafe(32)
     if ContactMethod.objects.filter(contact=contact, kind=kind, address=address).exists():

@@ -118,3 +118,32 @@ def test_it_names_the_variable_for_a_malformed_rate(value):
 
     with pytest.raises(ImproperlyConfigured, match="RATES"):
         env_rates("RATES", {"RATES": value})
+
+
+def test_production_sends_wctp_credentials_only_to_the_configured_gateway_and_no_private_host():
+    result = _run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; "
+        "print(settings.DR_ALLOW_PRIVATE_OUTBOUND, settings.WCTP_TRUSTED_GATEWAYS)",
+        WCTP_ENDPOINT="https://wctp.carrier.example/wctp",
+        **PRODUCTION,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False ['https://wctp.carrier.example/wctp']"
+
+
+def test_it_reads_the_trusted_wctp_gateways_and_the_private_outbound_switch():
+    result = _run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; "
+        "print(settings.DR_ALLOW_PRIVATE_OUTBOUND, settings.WCTP_TRUSTED_GATEWAYS)",
+        WCTP_TRUSTED_GATEWAYS="https://a.example/wctp, https://b.example/wctp",
+        DR_ALLOW_PRIVATE_OUTBOUND="1",
+        **PRODUCTION,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "True ['https://a.example/wctp', 'https://b.example/wctp']"
+    )

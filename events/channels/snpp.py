@@ -21,6 +21,8 @@ import socket
 from dataclasses import dataclass
 from typing import Final, Self
 
+from dr_platform import outbound
+
 from .base import DeliveryReceipt, OutboundMessage, ReceiptStatus, Transport, TransportError
 
 DEFAULT_PORT: Final = 444  # IANA's port for snpp
@@ -168,10 +170,11 @@ class SnppTransport(Transport):
         detail holds the gateway's answer to ``SEND``.
 
         Raises ``TransportError``: permanent for an empty pager id or one holding
-        whitespace or control characters, an invalid server
-        option and 5xx/9xx replies other than 554 (550 invalid pager id ...); transient
-        for connection errors, timeouts, 4xx replies (421), 554, unreadable replies and a
-        missing server setting.
+        whitespace or control characters, an invalid server option, a method's server
+        that the outbound policy refuses (a private address: :mod:`dr_platform.outbound`)
+        and 5xx/9xx replies other than 554 (550 invalid pager id ...); transient
+        for connection errors, timeouts, 4xx replies (421), 554, unreadable replies, a
+        method's server that does not resolve and a missing server setting.
         """
         pager_id = message.address.strip()
         if not pager_id:
@@ -181,17 +184,26 @@ class SnppTransport(Transport):
             raise TransportError(
                 "pager id contains whitespace or control characters", permanent=True
             )
-        server = message.options.get("server") or self.config.server
+        method_server = message.options.get("server", "")
+        server = method_server or self.config.server
         if not server:
             raise TransportError("no SNPP server configured", permanent=False)
         try:
             host, port = parse_server(server)
         except ValueError as exc:
             raise TransportError(str(exc), permanent=True) from exc
-        try:
-            sock = socket.create_connection((host, port), timeout=self.config.timeout)
-        except OSError as exc:
-            raise TransportError(f"SNPP gateway {host}:{port} unreachable: {exc}") from exc
+        targets = [host]
+        if method_server:
+            # A participant named this server: it must be a public address now, and we
+            # connect to the addresses just checked, not to a fresh lookup of the name.
+            try:
+                targets = outbound.check_host(host, port) or [host]
+            except outbound.OutboundAddressError as exc:
+                raise TransportError(
+                    f"SNPP server refused: {exc}",
+                    permanent=not isinstance(exc, outbound.UnresolvedHostError),
+                ) from None
+        sock = self._connect(targets, port, host)
         session = _Session(sock)
         try:
             return self._converse(session, pager_id, message)
@@ -201,6 +213,15 @@ class SnppTransport(Transport):
             raise TransportError(f"SNPP connection failed: {exc}") from exc
         finally:
             session.close()
+
+    def _connect(self, targets: list[str], port: int, host: str) -> socket.socket:
+        error: OSError | None = None
+        for target in targets:
+            try:
+                return socket.create_connection((target, port), timeout=self.config.timeout)
+            except OSError as exc:
+                error = exc
+        raise TransportError(f"SNPP gateway {host}:{port} unreachable: {error}") from error
 
     def _converse(
         self, session: _Session, pager_id: str, message: OutboundMessage

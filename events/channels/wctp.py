@@ -41,6 +41,8 @@ import defusedxml.ElementTree as SafeET
 import requests
 from defusedxml import DefusedXmlException
 
+from dr_platform import outbound
+
 from .base import (
     DeliveryReceipt,
     OutboundMessage,
@@ -441,11 +443,15 @@ class WctpSettings:
     security_code: str = ""
     send_responses_to: str = ""
     timeout: float = 10.0
+    #: Gateways a method may name besides ``endpoint``; the platform's credentials go to
+    #: no other URL.
+    trusted_gateways: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls) -> WctpSettings:
         """Read ``WCTP_ENDPOINT``, ``WCTP_SENDER_ID``, ``WCTP_SECURITY_CODE``,
-        ``WCTP_SEND_RESPONSES_TO`` and ``WCTP_TIMEOUT`` from Django settings."""
+        ``WCTP_SEND_RESPONSES_TO``, ``WCTP_TIMEOUT`` and ``WCTP_TRUSTED_GATEWAYS`` from
+        Django settings."""
         from django.conf import settings
 
         return cls(
@@ -454,13 +460,15 @@ class WctpSettings:
             security_code=getattr(settings, "WCTP_SECURITY_CODE", ""),
             send_responses_to=getattr(settings, "WCTP_SEND_RESPONSES_TO", ""),
             timeout=float(getattr(settings, "WCTP_TIMEOUT", 10)),
+            trusted_gateways=tuple(outbound.trusted_wctp_gateways()),
         )
 
 
 class WctpTransport(Transport):
     """POST a WCTP submit to the carrier's endpoint and read its confirmation.
 
-    Per-method ``options``: ``endpoint`` (http(s) URL), ``sender_id``, ``security_code``,
+    Per-method ``options``: ``endpoint`` (http(s) URL: the settings' endpoint or one of its
+    trusted gateways), ``sender_id``, ``security_code``,
     ``authorization_code``, ``form`` (``"submit_request"``, the default, or
     ``"client_message"``) and ``multiple_choice`` (``"true"`` for MCR pagers).
     """
@@ -509,10 +517,11 @@ class WctpTransport(Transport):
         ``wctp-StatusInfo``.
 
         Raises ``TransportError``: permanent for an empty pager id, a non-http(s)
-        endpoint, WCTP 3xx (except 304) and 4xx codes (403 invalid recipientID ...) and
-        HTTP 4xx other than 408/429; transient for a missing endpoint or sender id
-        (configuration), timeouts, connection errors, HTTP 5xx/408/429 (429 with
-        ``retry_after``), unreadable answers and WCTP 5xx/6xx codes.
+        endpoint, an endpoint that is neither ``endpoint`` nor one of the
+        ``trusted_gateways`` (nothing is sent to it), WCTP 3xx (except 304) and 4xx codes
+        (403 invalid recipientID ...) and HTTP 4xx other than 408/429; transient for a
+        missing endpoint or sender id (configuration), timeouts, connection errors, HTTP
+        5xx/408/429 (429 with ``retry_after``), unreadable answers and WCTP 5xx/6xx codes.
         """
         endpoint = message.options.get("endpoint") or self.config.endpoint
         if not endpoint:
@@ -520,6 +529,15 @@ class WctpTransport(Transport):
         if urlsplit(endpoint).scheme not in ("http", "https"):
             raise TransportError(
                 f"WCTP endpoint {endpoint!r} is not an http(s) URL", permanent=True
+            )
+        if not outbound.is_trusted_gateway(
+            endpoint, (self.config.endpoint, *self.config.trusted_gateways)
+        ):
+            # The document carries the platform's senderID and securityCode: a method
+            # saved before the gateway list existed must not carry them elsewhere.
+            raise TransportError(
+                f"WCTP endpoint {endpoint!r} is not one of the platform's trusted gateways",
+                permanent=True,
             )
         if not message.address.strip():
             raise TransportError("empty pager id", permanent=True)

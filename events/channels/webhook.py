@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from dr_platform import outbound
+
 from .base import (
     DeliveryReceipt,
     OutboundMessage,
@@ -103,13 +105,24 @@ class WebhookTransport(Transport):
         Returns a ``DELIVERED`` receipt (the receiver answered 2xx) without a provider
         reference.
 
-        Raises ``TransportError``: permanent for a non-http(s) URL, a missing secret, a
-        redirect and 4xx answers other than 408 and 429; transient for timeouts,
-        connection errors, 5xx, 408 and 429 (with ``retry_after``).
+        Raises ``TransportError``: permanent for a non-http(s) URL, one the outbound policy
+        refuses (a private address, a bad port: :mod:`dr_platform.outbound`), a missing
+        secret, a redirect and 4xx answers other than 408 and 429; transient for a host
+        that does not resolve, timeouts, connection errors, 5xx, 408 and 429 (with
+        ``retry_after``).
         """
         url = message.address.strip()
         if urlsplit(url).scheme not in ("http", "https"):
             raise TransportError(f"webhook URL {url!r} is not an http(s) URL", permanent=True)
+        try:
+            # Again at send time: the URL may predate the policy, or its host resolve
+            # elsewhere now.
+            outbound.check_url(url)
+        except outbound.OutboundAddressError as exc:
+            raise TransportError(
+                f"webhook URL refused: {exc}",
+                permanent=not isinstance(exc, outbound.UnresolvedHostError),
+            ) from None
         secret = message.options.get("secret", "")
         if not secret:
             raise TransportError("webhook method has no signing secret", permanent=True)

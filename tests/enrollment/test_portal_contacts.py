@@ -104,7 +104,7 @@ def test_an_operator_may_add_methods(client, organization_a, contact):
     ("data", "message"),
     [
         ({"kind": "sms", "address": "12"}, "is not a valid phone number"),
-        ({"kind": "pager_wctp", "address": "5551234"}, "A WCTP pager needs its carrier"),
+        ({"kind": "pager_wctp", "address": "5551234"}, "A WCTP pager needs its paging gateway"),
         (
             {"kind": "pager_snpp", "address": "5551234", "snpp_host": "paging.example.com"},
             "Give the paging server as host:port.",
@@ -124,7 +124,10 @@ def test_a_bad_method_is_explained_on_the_form(
     assert not ContactMethod.objects.exists()
 
 
-def test_pagers_keep_their_endpoint_and_server(client, participant_a, organization_a, contact):
+def test_pagers_keep_their_endpoint_and_server(
+    client, participant_a, organization_a, contact, settings
+):
+    settings.WCTP_TRUSTED_GATEWAYS = ["https://wctp.example.com/wctp"]
     client.force_login(participant_a)
     url = f"/portal/o/{organization_a.pk}/contacts/{contact.pk}/methods/add/"
     client.post(
@@ -142,6 +145,25 @@ def test_pagers_keep_their_endpoint_and_server(client, participant_a, organizati
     snpp = ContactMethod.objects.get(kind="pager_snpp")
     assert wctp.wctp_endpoint == "https://wctp.example.com/wctp"
     assert snpp.snpp_host == "snpp.example.com:444"
+
+
+def test_the_form_offers_only_the_platforms_wctp_gateways(
+    client, participant_a, organization_a, contact, settings
+):
+    settings.WCTP_TRUSTED_GATEWAYS = ["https://wctp.carrier-one.example/wctp"]
+    client.force_login(participant_a)
+    url = f"/portal/o/{organization_a.pk}/contacts/{contact.pk}/methods/add/"
+
+    page = client.get(url).content.decode()
+    response = client.post(
+        url,
+        {"kind": "pager_wctp", "address": "4242", "wctp_endpoint": "https://collector.example/"},
+    )
+
+    assert '<option value="https://wctp.carrier-one.example/wctp">' in page
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not ContactMethod.objects.filter(kind="pager_wctp").exists()
 
 
 def test_verification_end_to_end_with_the_code_from_the_outbox(

@@ -605,6 +605,88 @@ def test_a_bad_email_or_gateway_url_names_its_field(participant_a, organization_
     assert "wctp_endpoint" in error.value.message_dict
 
 
+def test_a_wctp_pager_may_name_only_a_gateway_the_operator_trusts(
+    participant_a, organization_a, settings
+):
+    settings.WCTP_TRUSTED_GATEWAYS = ["https://wctp.carrier.example/wctp"]
+    contact = ContactFactory(organization=organization_a)
+    with pytest.raises(ValidationError) as error:
+        services.contact_method_create(
+            contact=contact,
+            kind="pager_wctp",
+            address="4242",
+            wctp_endpoint="https://collector.example/wctp",
+            by=participant_a,
+        )
+    [message] = error.value.message_dict["wctp_endpoint"]
+    assert "https://wctp.carrier.example/wctp" in message
+
+    method = services.contact_method_create(
+        contact=contact,
+        kind="pager_wctp",
+        address="4242",
+        wctp_endpoint="https://wctp.carrier.example/wctp",
+        by=participant_a,
+    )
+    assert method.wctp_endpoint == "https://wctp.carrier.example/wctp"
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "values"),
+    [
+        ("webhook", "address", {"address": "http://127.0.0.1:8000/hook"}),
+        ("webhook", "address", {"address": "http://169.254.169.254/latest/meta-data/"}),
+        ("webhook", "address", {"address": "https://10.0.0.5/hook"}),
+        ("pager_snpp", "snpp_host", {"address": "1234567", "snpp_host": "127.0.0.1:444"}),
+        ("pager_snpp", "snpp_host", {"address": "1234567", "snpp_host": "192.168.1.20:444"}),
+    ],
+)
+def test_private_outbound_addresses_are_refused_when_the_policy_is_on(
+    participant_a, organization_a, settings, kind, field, values
+):
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = False
+    contact = ContactFactory(organization=organization_a)
+    with pytest.raises(ValidationError) as error:
+        services.contact_method_create(contact=contact, kind=kind, by=participant_a, **values)
+    assert "not a public internet address" in " ".join(error.value.message_dict[field])
+    assert not contact.methods.exists()
+
+
+def test_private_outbound_addresses_are_allowed_by_the_setting(
+    participant_a, organization_a, settings
+):
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = True
+    contact = ContactFactory(organization=organization_a)
+    services.contact_method_create(
+        contact=contact, kind="webhook", address="http://127.0.0.1:8000/hook", by=participant_a
+    )
+    services.contact_method_create(
+        contact=contact,
+        kind="pager_snpp",
+        address="1234567",
+        snpp_host="127.0.0.1:4444",
+        by=participant_a,
+    )
+    assert contact.methods.count() == 2
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_an_snpp_port_outside_1_to_65535_is_refused(
+    participant_a, organization_a, settings, allowed
+):
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = allowed
+    contact = ContactFactory(organization=organization_a)
+    with pytest.raises(ValidationError) as error:
+        services.contact_method_create(
+            contact=contact,
+            kind="pager_snpp",
+            address="1234567",
+            snpp_host="93.184.215.14:99999",
+            by=participant_a,
+        )
+    assert "1-65535" in " ".join(error.value.message_dict["snpp_host"])
+
+
 def test_a_project_is_proposed_from_the_measures_of_an_enrolled_sites_audit(manager):
     site = SiteFactory()
     program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))

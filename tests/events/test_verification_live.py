@@ -163,6 +163,8 @@ def test_a_webhook_gets_the_code_posted_and_signed_with_the_methods_secret(
 
 def test_a_wctp_pager_gets_the_code_from_its_own_carrier(live, wctp_stub, contact, participant_a):
     live.WCTP_SENDER_ID = "dr-platform"
+    live.WCTP_SECURITY_CODE = "PLATFORM-SECRET"
+    live.WCTP_TRUSTED_GATEWAYS = [wctp_stub.endpoint]
     method = add_method(
         contact, participant_a, "pager_wctp", "5551234", wctp_endpoint=wctp_stub.endpoint
     )
@@ -173,7 +175,29 @@ def test_a_wctp_pager_gets_the_code_from_its_own_carrier(live, wctp_stub, contac
     [request] = wctp_stub.requests
     assert request.valid and request.operation == "wctp-SubmitRequest"
     assert request.recipient_id == "5551234" and request.sender_id == "dr-platform"
+    assert b'securityCode="PLATFORM-SECRET"' in request.body
     assert verify(method, the_code(request.text), participant_a).verified_at is not None
+
+
+def test_the_platforms_wctp_credentials_never_reach_an_untrusted_endpoint(
+    live, wctp_stub, contact, participant_a
+):
+    live.WCTP_SENDER_ID = "dr-platform"
+    live.WCTP_SECURITY_CODE = "PLATFORM-SECRET"
+    live.WCTP_TRUSTED_GATEWAYS = ["https://wctp.carrier.example/wctp"]
+
+    # Refused when saved, with the gateways the participant may choose from ...
+    with pytest.raises(ValidationError) as error:
+        add_method(contact, participant_a, "pager_wctp", "4242", wctp_endpoint=wctp_stub.endpoint)
+    assert "https://wctp.carrier.example/wctp" in error.value.message_dict["wctp_endpoint"][0]
+    # ... and a method stored before the gateway list existed is never paged at all.
+    stored = ContactMethod.objects.create(
+        contact=contact, kind="pager_wctp", address="4242", wctp_endpoint=wctp_stub.endpoint
+    )
+    with pytest.raises(ValidationError):
+        services.contact_method_send_verification(method=stored, by=participant_a)
+
+    assert wctp_stub.requests == []
 
 
 def test_an_snpp_pager_gets_the_code_from_its_own_gateway(live, snpp_stub, contact, participant_a):

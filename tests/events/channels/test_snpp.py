@@ -232,3 +232,26 @@ def test_it_parses_server_addresses(value: str, expected: tuple[str, int]) -> No
 )
 def test_it_classifies_reply_codes(code: int, permanent: bool) -> None:
     assert is_permanent_failure(code) is permanent
+
+
+def test_it_never_connects_to_a_methods_private_server_when_the_policy_is_on(
+    snpp_stub: SnppStub, make_message: MessageFactory, settings
+) -> None:
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = False
+    transport = SnppTransport(SnppSettings(server="", timeout=1.0))
+
+    with pytest.raises(TransportError, match="not a public internet address") as caught:
+        transport.notify(make_message(address=PAGER_ID, options={"server": snpp_stub.server}))
+
+    assert caught.value.permanent is True
+    assert snpp_stub.commands == []
+
+
+def test_the_operators_own_server_is_not_subject_to_the_policy(
+    snpp_stub: SnppStub, make_message: MessageFactory, settings
+) -> None:
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = False
+
+    _transport(snpp_stub).notify(make_message(address=PAGER_ID))
+
+    assert len(snpp_stub.pages) == 1

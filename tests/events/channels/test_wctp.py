@@ -271,7 +271,9 @@ def test_it_submits_a_valid_request_and_returns_our_message_id(
         kind="pager_wctp", address=PAGER_ID, options={"endpoint": wctp_stub.endpoint}
     )
 
-    receipt = _transport(security_code="s3cret").notify(message)
+    receipt = _transport(security_code="s3cret", trusted_gateways=(wctp_stub.endpoint,)).notify(
+        message
+    )
 
     [request] = wctp_stub.requests
     assert request.valid is True
@@ -290,7 +292,7 @@ def test_it_returns_the_tracking_number_for_the_client_form(
         address=PAGER_ID, options={"endpoint": wctp_stub.endpoint, "form": "client_message"}
     )
 
-    receipt = _transport().notify(message)
+    receipt = _transport(trusted_gateways=(wctp_stub.endpoint,)).notify(message)
 
     [request] = wctp_stub.requests
     assert request.valid is True
@@ -371,3 +373,22 @@ def test_stub_refuses_a_document_that_breaks_the_dtd(wctp_stub: WctpStub) -> Non
     result = parse_confirmation(response.content)
     assert (result.success, result.code, result.permanent) == (False, 302, True)
     assert wctp_stub.requests[0].valid is False
+
+
+def test_it_never_sends_the_platforms_credentials_to_an_untrusted_endpoint(
+    wctp_stub: WctpStub, make_message: MessageFactory
+) -> None:
+    message = make_message(address=PAGER_ID, options={"endpoint": wctp_stub.endpoint})
+    transport = _transport(
+        endpoint="https://wctp.carrier.example/wctp",
+        security_code="PLATFORM-SECRET",
+        trusted_gateways=("https://wctp.other-carrier.example/wctp",),
+    )
+
+    with pytest.raises(
+        TransportError, match="not one of the platform's trusted gateways"
+    ) as caught:
+        transport.notify(message)
+
+    assert caught.value.permanent is True
+    assert wctp_stub.requests == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 
 import pytest
 
@@ -146,3 +147,34 @@ def test_it_raises_permanent_error_for_a_non_http_url(make_message: MessageFacto
         _transport().notify(message)
 
     assert caught.value.permanent is True
+
+
+def test_it_never_posts_to_a_private_address_when_the_policy_is_on(
+    webhook_stub: WebhookStub, make_message: MessageFactory, settings
+) -> None:
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = False
+
+    with pytest.raises(TransportError, match="not a public internet address") as caught:
+        _transport().notify(_message(make_message, webhook_stub))
+
+    assert caught.value.permanent is True
+    assert webhook_stub.requests == []
+
+
+def test_a_receiver_whose_name_does_not_resolve_is_tried_again_later(
+    make_message: MessageFactory, settings, monkeypatch
+) -> None:
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = False
+
+    def resolve(host, port, **kwargs):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    message = make_message(
+        kind="webhook", address="https://receiver.example/hook", options={"secret": SECRET}
+    )
+
+    with pytest.raises(TransportError) as caught:
+        _transport().notify(message)
+
+    assert caught.value.permanent is False
