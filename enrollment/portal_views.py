@@ -228,6 +228,7 @@ def enrollment_withdraw(
                 and enrollment.commitment_ends
                 and today < enrollment.commitment_ends
             ),
+            "never_active": enrollment.active_from is None,
             "projects": selectors.projects_for_member(request.user)
             .filter(site=enrollment.site, program=enrollment.program)
             .exclude(status=EnablementProject.Status.CLAWED_BACK),

@@ -20,7 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
-from django.db.models import F, ProtectedError, Sum
+from django.db.models import F, ProtectedError, QuerySet, Sum
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -192,8 +192,10 @@ def enrollment_transition(
 
     Compare-and-set: if someone else changed the status meanwhile, nothing is written and a
     ValidationError says so. Participants (organization admins) may only withdraw; every
-    other transition needs a program manager. Becoming active fixes the commitment period;
-    leaving before it ends claws back enablement incentives pro rata.
+    other transition needs a program manager. Becoming active fixes the commitment period
+    and makes due the enablement installments held back until then; leaving before it ends
+    claws back enablement incentives pro rata, and leaving (or being rejected) before ever
+    becoming active claws them back in full (:func:`enablement_clawback`).
     """
     from_status = enrollment.status
     if to_status not in ENROLLMENT_TRANSITIONS.get(from_status, frozenset()):
@@ -230,8 +232,13 @@ def enrollment_transition(
         )
         for field, value in updates.items():
             setattr(enrollment, field, value)
-        if to_status in (S.WITHDRAWN, S.TERMINATED) and enrollment.commitment_ends:
-            if today < enrollment.commitment_ends:
+        if to_status == S.ACTIVE:
+            _enablement_release_held(enrollment=enrollment, on=today)
+        if to_status in (S.WITHDRAWN, S.TERMINATED, S.REJECTED):
+            # Never active: nothing was served. Active: only before the commitment ends.
+            if enrollment.active_from is None or (
+                enrollment.commitment_ends and today < enrollment.commitment_ends
+            ):
                 enablement_clawback(enrollment=enrollment, left_on=today)
     return enrollment
 
@@ -489,6 +496,52 @@ PROJECT_FLOW = {
     EnablementProject.Status.INSTALLED: EnablementProject.Status.VERIFIED,
     EnablementProject.Status.VERIFIED: EnablementProject.Status.PAID,
 }
+#: Project statuses in order; an installment triggered by one of them has been reached once
+#: the project is at that status or a later one.
+PROJECT_STEPS = (
+    EnablementProject.Status.APPROVED,
+    EnablementProject.Status.INSTALLED,
+    EnablementProject.Status.VERIFIED,
+    EnablementProject.Status.PAID,
+)
+
+
+def _triggers_reached(project_status: str) -> list[str]:
+    if project_status not in PROJECT_STEPS:
+        return []
+    return list(PROJECT_STEPS[: PROJECT_STEPS.index(project_status) + 1])
+
+
+def _enrollment_is_active(project: EnablementProject) -> bool:
+    return Enrollment.objects.filter(
+        site_id=project.site_id, program_id=project.program_id, status=S.ACTIVE
+    ).exists()
+
+
+def _held_installments(project: EnablementProject) -> QuerySet[EnablementInstallment]:
+    """Pending installments whose trigger the project has reached: held until the site's
+    enrollment is active."""
+    return project.installments.filter(
+        status=EnablementInstallment.Status.PENDING,
+        kind=EnablementInstallment.Kind.INSTALLMENT,
+        trigger__in=_triggers_reached(project.status),
+    )
+
+
+def _enablement_release_held(*, enrollment: Enrollment, on: dt.date) -> int:
+    """Make due on ``on`` the installments held back while ``enrollment`` was not active.
+
+    Returns how many installments became due.
+    """
+    released = 0
+    projects = EnablementProject.objects.filter(
+        site_id=enrollment.site_id, program_id=enrollment.program_id
+    ).exclude(status=EnablementProject.Status.CLAWED_BACK)
+    for project in projects:
+        released += _held_installments(project).update(
+            status=EnablementInstallment.Status.DUE, due_date=on
+        )
+    return released
 
 
 def enablement_project_advance(
@@ -496,8 +549,11 @@ def enablement_project_advance(
 ) -> EnablementProject:
     """Move a project one step (proposed → approved → installed → verified → paid).
 
-    Installments triggered by the new status become due on ``on`` (default today). "paid"
-    marks every due installment paid; it needs all non-performance installments settled.
+    Installments triggered by the new status become due on ``on`` (default today) when the
+    site's enrollment in the program is active; otherwise they stay pending and fall due on
+    the day it becomes active (an incentive pays for load the site commits to shed, so
+    none is owed before it does). "paid" marks every due installment paid; it is refused
+    while installments are held back that way.
     """
     if not by.has_perm("enrollment.change_enablementproject"):
         raise PermissionDenied("Only program managers advance enablement projects.")
@@ -505,6 +561,16 @@ def enablement_project_advance(
         raise ValidationError(
             f"A {project.get_status_display().lower()} project cannot become "
             f"{EnablementProject.Status(to_status).label.lower()}."
+        )
+    active = _enrollment_is_active(project)
+    if (
+        to_status == EnablementProject.Status.PAID
+        and not active
+        and _held_installments(project).exists()
+    ):
+        raise ValidationError(
+            "The site's enrollment is not active, so its installments are not due yet; "
+            "the project can be marked paid once they are."
         )
     on = on or timezone.localdate(timezone=project.program.zone)
     with transaction.atomic():
@@ -514,10 +580,11 @@ def enablement_project_advance(
         if not changed:
             raise ValidationError("This project was changed by someone else; reload and retry.")
         project.status = to_status
-        installments = project.installments.filter(status=EnablementInstallment.Status.PENDING)
-        installments.filter(trigger=to_status).update(
-            status=EnablementInstallment.Status.DUE, due_date=on
-        )
+        if active:
+            installments = project.installments.filter(status=EnablementInstallment.Status.PENDING)
+            installments.filter(trigger=to_status).update(
+                status=EnablementInstallment.Status.DUE, due_date=on
+            )
         if to_status == EnablementProject.Status.PAID:
             project.installments.filter(status=EnablementInstallment.Status.DUE).update(
                 status=EnablementInstallment.Status.PAID
@@ -559,7 +626,13 @@ def enablement_clawback(*, enrollment: Enrollment, left_on: dt.date) -> list[Ena
     For each of the site's projects in the program: pending installments are cancelled, and
     a negative installment due on ``left_on`` recovers the incentive paid or due so far pro
     rata to the unserved months: amount = −paid × unserved months ÷ commitment months.
+
+    An enrollment that never became active served nothing: its unpaid installments
+    (pending or due) are cancelled and a clawback recovers everything already paid.
+    Returns the clawback installments created.
     """
+    if enrollment.active_from is None:
+        return _enablement_clawback_unserved(enrollment=enrollment, left_on=left_on)
     program = enrollment.program
     months_total = program.commitment_months
     start, end = enrollment.active_from, enrollment.commitment_ends
@@ -598,6 +671,47 @@ def enablement_clawback(*, enrollment: Enrollment, left_on: dt.date) -> list[Ena
                 explanation=(
                     f"Clawback: left after {served} of {months_total} committed months; "
                     f"${paid:,} × {unserved}/{months_total} = ${-amount:,}"
+                ),
+            )
+        )
+    return created
+
+
+def _enablement_clawback_unserved(
+    *, enrollment: Enrollment, left_on: dt.date
+) -> list[EnablementInstallment]:
+    created = []
+    projects = EnablementProject.objects.filter(
+        site_id=enrollment.site_id, program_id=enrollment.program_id
+    ).exclude(status=EnablementProject.Status.CLAWED_BACK)
+    for project in projects:
+        project.installments.filter(
+            kind=EnablementInstallment.Kind.INSTALLMENT,
+            status__in=[EnablementInstallment.Status.PENDING, EnablementInstallment.Status.DUE],
+        ).update(status=EnablementInstallment.Status.CANCELLED)
+        paid = project.installments.filter(
+            kind=EnablementInstallment.Kind.INSTALLMENT,
+            status=EnablementInstallment.Status.PAID,
+        ).aggregate(total=Sum("amount"))["total"] or Decimal("0")
+        project.status = EnablementProject.Status.CLAWED_BACK
+        project.status_changed_at = timezone.now()
+        project.save(update_fields=["status", "status_changed_at"])
+        if paid <= 0:
+            continue
+        paid = money(paid)
+        last = project.installments.order_by("-sequence").first()
+        created.append(
+            EnablementInstallment.objects.create(
+                project=project,
+                sequence=(last.sequence if last else 0) + 1,
+                kind=EnablementInstallment.Kind.CLAWBACK,
+                share=Decimal("1"),
+                amount=-money(paid),
+                due_date=left_on,
+                status=EnablementInstallment.Status.DUE,
+                explanation=(
+                    "Clawback: left before the enrollment became active, so no committed "
+                    f"month was served; the ${paid:,} paid comes back in full"
                 ),
             )
         )

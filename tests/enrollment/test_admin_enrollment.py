@@ -275,9 +275,11 @@ def _project(manager) -> EnablementProject:
     AuditFindingFactory(audit=audit)
     services.audit_complete(audit=audit, by=staff_user("Auditors"))
     measure = EnablementMeasureFactory(audit=audit, estimated_cost=Decimal("40000"))
+    program = ProgramFactory()
+    EnrollmentFactory(site=audit.site, program=program)  # active: installments fall due
     return services.enablement_project_create(
         audit=audit,
-        program=ProgramFactory(),
+        program=program,
         measures=[measure],
         description="Remote HVAC control",
         by=manager,

@@ -158,6 +158,34 @@ def test_withdrawing_before_the_commitment_ends_claws_back_incentives(
     assert clawback.amount < 0
 
 
+def test_withdrawing_before_activation_says_unpaid_installments_are_cancelled(
+    client, participant_a, organization_a, auditor, manager
+):
+    program = ProgramFactory(name="Summer Peak", commitment_months=12)
+    site = SiteFactory(organization=organization_a, name="Cold Store 1")
+    enrollment = EnrollmentFactory(
+        site=site, program=program, status="applied", active_from=None, commitment_ends=None
+    )
+    audit = AuditFactory(site=site, auditor=auditor)
+    AuditFindingFactory(audit=audit)
+    measure = EnablementMeasureFactory(audit=audit, estimated_cost=Decimal("10000"))
+    services.audit_complete(audit=audit, by=auditor)
+    project = services.enablement_project_create(
+        audit=audit, program=program, measures=[measure], description="HVAC control", by=manager
+    )
+    for status in ("approved", "installed", "verified"):
+        services.enablement_project_advance(project=project, to_status=status, by=manager)
+    client.force_login(participant_a)
+
+    page = client.get(withdraw_url(enrollment)).content.decode()
+    client.post(withdraw_url(enrollment), {"reason": ""})
+
+    assert "has not become active" in page and "HVAC control" in page
+    project.refresh_from_db()
+    assert project.status == EnablementProject.Status.CLAWED_BACK
+    assert set(project.installments.values_list("status", flat=True)) == {"cancelled"}
+
+
 def test_an_ended_enrollment_cannot_be_withdrawn_again(client, participant_a, enrollment):
     Enrollment.objects.filter(pk=enrollment.pk).update(status=Enrollment.Status.WITHDRAWN)
     client.force_login(participant_a)

@@ -369,7 +369,9 @@ def _completed_audit(manager, site):
 
 def test_a_project_is_paid_in_the_programs_stages_adding_up_to_the_incentive(manager):
     program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))
-    audit = _completed_audit(manager, SiteFactory())
+    site = SiteFactory()
+    EnrollmentFactory(site=site, program=program)  # active
+    audit = _completed_audit(manager, site)
     measure = EnablementMeasureFactory(audit=audit, estimated_cost=Decimal("33333.33"))
     project = services.enablement_project_create(
         audit=audit, program=program, measures=[measure], description="Controls", by=manager
@@ -415,6 +417,12 @@ def test_leaving_before_the_commitment_ends_claws_back_pro_rata(
 ):
     program = ProgramFactory(commitment_months=12)
     site = SiteFactory(organization=organization_a)
+    today = timezone.localdate(timezone=program.zone)
+    # Active for 3 months: 9 of 12 months unserved, so 9/12 of the $10,000 paid comes back.
+    enrollment = EnrollmentFactory(
+        site=site, program=program, active_from=services._add_months(today, -3),
+        commitment_ends=services._add_months(today, 9),
+    )  # fmt: skip
     audit = _completed_audit(manager, site)
     measure = EnablementMeasureFactory(audit=audit, estimated_cost=Decimal("40000"))
     project = services.enablement_project_create(
@@ -422,12 +430,6 @@ def test_leaving_before_the_commitment_ends_claws_back_pro_rata(
     )
     for status in ("approved", "installed", "verified", "paid"):
         services.enablement_project_advance(project=project, to_status=status, by=manager)
-    today = timezone.localdate(timezone=program.zone)
-    # Active for 3 months: 9 of 12 months unserved, so 9/12 of the $10,000 paid comes back.
-    enrollment = EnrollmentFactory(
-        site=site, program=program, active_from=services._add_months(today, -3),
-        commitment_ends=services._add_months(today, 9),
-    )  # fmt: skip
     services.enrollment_transition(enrollment=enrollment, to_status="withdrawn", by=participant_a)
     project.refresh_from_db()
     clawback = project.installments.get(kind=EnablementInstallment.Kind.CLAWBACK)
@@ -436,6 +438,104 @@ def test_leaving_before_the_commitment_ends_claws_back_pro_rata(
     assert project.status == EnablementProject.Status.CLAWED_BACK
     assert project.installments.get(sequence=2).status == "cancelled"  # season share never paid
     assert "left after 3 of 12 committed months" in clawback.explanation
+
+
+def _verified_project(manager, site, program, cost=Decimal("40000")):
+    """A project of $20,000 incentive (cost × 50%), two installments of $10,000, verified."""
+    audit = _completed_audit(manager, site)
+    measure = EnablementMeasureFactory(audit=audit, estimated_cost=cost)
+    project = services.enablement_project_create(
+        audit=audit, program=program, measures=[measure], description="Controls", by=manager
+    )
+    for status in ("approved", "installed", "verified"):
+        services.enablement_project_advance(
+            project=project, to_status=status, by=manager, on=dt.date(2026, 5, 1)
+        )
+    return project
+
+
+def test_installments_wait_until_the_enrollment_becomes_active(manager, organization_a):
+    program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))
+    site = SiteFactory(organization=organization_a)
+    enrollment = EnrollmentFactory(
+        site=site, program=program, status="approved", active_from=None, commitment_ends=None
+    )
+    project = _verified_project(manager, site, program)
+
+    first, second = project.installments.order_by("sequence")
+    assert (first.amount, first.status, first.due_date) == (Decimal("10000.00"), "pending", None)
+    assert (
+        selectors.payable_installments(start=dt.date(2026, 1, 1), end=dt.date(2027, 1, 1)).count()
+        == 0
+    )
+    with pytest.raises(ValidationError, match="not active"):
+        services.enablement_project_advance(project=project, to_status="paid", by=manager)
+
+    services.enrollment_transition(enrollment=enrollment, to_status="active", by=manager)
+
+    today = timezone.localdate(timezone=program.zone)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.due_date) == ("due", today)
+    assert second.status == "pending"  # the season share still waits for its season
+
+
+@pytest.mark.parametrize(
+    ("to_status", "by"), [("withdrawn", "participant_a"), ("rejected", "manager")]
+)
+def test_leaving_before_activation_cancels_unpaid_installments_and_keeps_nothing(
+    request, manager, organization_a, to_status, by
+):
+    program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))
+    site = SiteFactory(organization=organization_a)
+    enrollment = EnrollmentFactory(
+        site=site, program=program, status="applied", active_from=None, commitment_ends=None
+    )
+    project = _verified_project(manager, site, program)
+
+    services.enrollment_transition(
+        enrollment=enrollment, to_status=to_status, by=request.getfixturevalue(by), reason="No"
+    )
+
+    project.refresh_from_db()
+    assert project.status == EnablementProject.Status.CLAWED_BACK
+    assert list(project.installments.values_list("sequence", "status")) == [
+        (1, "cancelled"),
+        (2, "cancelled"),
+    ]
+    assert not project.installments.filter(kind="clawback").exists()
+    assert (
+        selectors.payable_installments(start=dt.date(2026, 1, 1), end=dt.date(2027, 1, 1)).count()
+        == 0
+    )
+
+
+def test_leaving_before_activation_claws_back_a_paid_installment_in_full(
+    manager, participant_a, organization_a
+):
+    program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))
+    site = SiteFactory(organization=organization_a)
+    enrollment = EnrollmentFactory(
+        site=site, program=program, status="approved", active_from=None, commitment_ends=None
+    )
+    project = _verified_project(manager, site, program, cost=Decimal("33333.33"))
+    # Paid before this rule existed: $16,666.67 incentive, first installment $8,333.34 paid,
+    # the second one due.
+    project.installments.filter(sequence=1).update(status="paid", due_date=dt.date(2026, 5, 1))
+    project.installments.filter(sequence=2).update(status="due", due_date=dt.date(2026, 5, 1))
+
+    services.enrollment_transition(enrollment=enrollment, to_status="withdrawn", by=participant_a)
+
+    today = timezone.localdate(timezone=program.zone)
+    clawback = project.installments.get(kind=EnablementInstallment.Kind.CLAWBACK)
+    assert (clawback.amount, clawback.status, clawback.due_date) == (
+        Decimal("-8333.34"),
+        "due",
+        today,
+    )
+    assert clawback.sequence == 3 and clawback.share == Decimal("1")
+    assert "$8,333.34 paid comes back in full" in clawback.explanation
+    assert project.installments.get(sequence=2).status == "cancelled"
 
 
 def test_leaving_after_the_commitment_ends_claws_back_nothing(
