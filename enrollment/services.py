@@ -81,6 +81,19 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     raise AssertionError("unreachable")
 
 
+def months_served(*, start: dt.date, until: dt.date) -> int:
+    """Whole months elapsed from ``start`` to ``until`` (0 when ``until`` is earlier).
+
+    A month is served on reaching the same day of the month as ``start``, clamped to the
+    month's last day: from January 31, February 28 (29 in a leap year) completes the first
+    month and March 31 the second.
+    """
+    months = (until.year - start.year) * 12 + (until.month - start.month)
+    if months > 0 and _add_months(start, months) > until:
+        months -= 1
+    return max(months, 0)
+
+
 def _require_manager(user: AbstractBaseUser) -> None:
     if not (user.is_active and user.is_staff and user.has_perm("enrollment.change_enrollment")):
         raise PermissionDenied("Only program managers make enrollment decisions.")
@@ -625,7 +638,9 @@ def enablement_clawback(*, enrollment: Enrollment, left_on: dt.date) -> list[Ena
 
     For each of the site's projects in the program: pending installments are cancelled, and
     a negative installment due on ``left_on`` recovers the incentive paid or due so far pro
-    rata to the unserved months: amount = −paid × unserved months ÷ commitment months.
+    rata to the unserved months: amount = −paid × unserved months ÷ commitment months,
+    rounded to cents half up, where the served months are :func:`months_served` from the
+    activation day to ``left_on``.
 
     An enrollment that never became active served nothing: its unpaid installments
     (pending or due) are cancelled and a clawback recovers everything already paid.
@@ -638,7 +653,7 @@ def enablement_clawback(*, enrollment: Enrollment, left_on: dt.date) -> list[Ena
     start, end = enrollment.active_from, enrollment.commitment_ends
     if not start or not end or left_on >= end or months_total == 0:
         return []
-    served = (left_on.year - start.year) * 12 + (left_on.month - start.month)
+    served = months_served(start=start, until=left_on)
     unserved = max(months_total - served, 0)
     created = []
     projects = EnablementProject.objects.filter(site=enrollment.site, program=program).exclude(
@@ -657,6 +672,7 @@ def enablement_clawback(*, enrollment: Enrollment, left_on: dt.date) -> list[Ena
         project.save(update_fields=["status", "status_changed_at"])
         if paid <= 0:
             continue
+        paid = money(paid)
         amount = -money(paid * Decimal(unserved) / Decimal(months_total))
         last = project.installments.order_by("-sequence").first()
         created.append(

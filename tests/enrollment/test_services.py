@@ -538,6 +538,77 @@ def test_leaving_before_activation_claws_back_a_paid_installment_in_full(
     assert project.installments.get(sequence=2).status == "cancelled"
 
 
+@pytest.mark.parametrize(
+    ("start", "until", "served"),
+    [
+        (dt.date(2026, 4, 1), dt.date(2026, 4, 30), 0),  # 29 days
+        (dt.date(2026, 4, 30), dt.date(2026, 5, 1), 0),  # 1 day across a month boundary
+        (dt.date(2026, 4, 30), dt.date(2026, 5, 29), 0),
+        (dt.date(2026, 4, 30), dt.date(2026, 5, 30), 1),
+        (dt.date(2026, 4, 1), dt.date(2026, 5, 1), 1),
+        (dt.date(2026, 1, 31), dt.date(2026, 2, 27), 0),
+        (dt.date(2026, 1, 31), dt.date(2026, 2, 28), 1),  # clamped to February's last day
+        (dt.date(2026, 1, 31), dt.date(2026, 3, 30), 1),
+        (dt.date(2026, 1, 31), dt.date(2026, 3, 31), 2),
+        (dt.date(2028, 1, 31), dt.date(2028, 2, 28), 0),  # leap year: February 29
+        (dt.date(2028, 1, 31), dt.date(2028, 2, 29), 1),
+        (dt.date(2026, 4, 15), dt.date(2029, 4, 14), 35),
+        (dt.date(2026, 4, 15), dt.date(2026, 4, 1), 0),
+    ],
+)
+def test_months_are_served_by_elapsed_time_from_the_activation_day(start, until, served):
+    assert services.months_served(start=start, until=until) == served
+
+
+def _paid_project(manager, site, program) -> EnablementProject:
+    """Cost $68,250 × 50% = $34,125 incentive, both installments ($17,062.50 each) paid."""
+    audit = _completed_audit(manager, site)
+    measure = EnablementMeasureFactory(audit=audit, estimated_cost=Decimal("68250"))
+    project = services.enablement_project_create(
+        audit=audit, program=program, measures=[measure], description="Chiller", by=manager
+    )
+    project.installments.update(status="paid", due_date=dt.date(2026, 3, 1))
+    return project
+
+
+@pytest.mark.parametrize(
+    ("active_from", "left_on", "served", "amount"),
+    [
+        # 29 days, then 1 day across a month end: no month served, all $34,125 comes back.
+        (dt.date(2026, 4, 1), dt.date(2026, 4, 30), 0, Decimal("-34125.00")),
+        (dt.date(2026, 4, 30), dt.date(2026, 5, 1), 0, Decimal("-34125.00")),
+        # One month: 34,125 × 35 / 36 = 33,177.0833… → 33,177.08.
+        (dt.date(2026, 4, 30), dt.date(2026, 5, 30), 1, Decimal("-33177.08")),
+        # January 31 → February 28 completes a month (clamped to the month's end).
+        (dt.date(2026, 1, 31), dt.date(2026, 2, 28), 1, Decimal("-33177.08")),
+        (dt.date(2026, 1, 31), dt.date(2026, 2, 27), 0, Decimal("-34125.00")),
+        # Five months: 34,125 × 31 / 36 = 29,385.4166… → 29,385.42.
+        (dt.date(2026, 1, 31), dt.date(2026, 6, 30), 5, Decimal("-29385.42")),
+    ],
+)
+def test_the_clawback_counts_whole_months_served_since_activation(
+    manager, organization_a, active_from, left_on, served, amount
+):
+    program = ProgramFactory(
+        commitment_months=36,
+        enablement_cost_share=Decimal("0.5"),
+        enablement_cap=Decimal("50000"),
+    )
+    site = SiteFactory(organization=organization_a)
+    enrollment = EnrollmentFactory(
+        site=site,
+        program=program,
+        active_from=active_from,
+        commitment_ends=services._add_months(active_from, 36),
+    )
+    _paid_project(manager, site, program)
+
+    [clawback] = services.enablement_clawback(enrollment=enrollment, left_on=left_on)
+
+    assert clawback.amount == amount
+    assert f"left after {served} of 36 committed months; $34,125.00 × " in clawback.explanation
+
+
 def test_leaving_after_the_commitment_ends_claws_back_nothing(
     manager, participant_a, organization_a
 ):
