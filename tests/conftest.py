@@ -52,6 +52,13 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _loopback_stubs_allowed(settings) -> None:
+    """The provider stubs listen on 127.0.0.1, which the outbound policy refuses unless
+    DR_ALLOW_PRIVATE_OUTBOUND is on (it defaults to DEBUG); tests of the policy turn it off."""
+    settings.DR_ALLOW_PRIVATE_OUTBOUND = True
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     """Factories and logins hash passwords in most tests; PBKDF2 would cost seconds each."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
