@@ -127,6 +127,14 @@ class ContactMethodForm(forms.ModelForm):
                 cleaned["address"] = services.normalize_contact_address(kind=kind, address=address)
             except ValidationError as error:
                 raise ValidationError({"address": error.messages}) from None
+        if kind:
+            # The same gateway rules as the portal: the platform's WCTP credentials go only
+            # to trusted gateways, and SNPP servers must be public hosts.
+            services.validate_pager_gateway(
+                kind=kind,
+                wctp_endpoint=cleaned.get("wctp_endpoint") or "",
+                snpp_host=cleaned.get("snpp_host") or "",
+            )
         return cleaned
 
 

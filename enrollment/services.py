@@ -781,6 +781,19 @@ def _validate_snpp_host(value: str) -> None:
         raise ValidationError({"snpp_host": str(exc)}) from None
 
 
+def validate_pager_gateway(*, kind: str, wctp_endpoint: str = "", snpp_host: str = "") -> None:
+    """Check a pager method's gateway against the outbound policy (dr_platform.outbound).
+
+    A WCTP pager must name one of ``WCTP_TRUSTED_GATEWAYS``; an SNPP pager a ``host:port``
+    on a public address with a port from 1 to 65535. Other kinds pass. Raises
+    ValidationError on the ``wctp_endpoint`` or ``snpp_host`` field.
+    """
+    if kind == ContactMethod.Kind.PAGER_WCTP:
+        _validate_wctp_gateway(wctp_endpoint)
+    if kind == ContactMethod.Kind.PAGER_SNPP:
+        _validate_snpp_host(snpp_host)
+
+
 def normalize_contact_address(*, kind: str, address: str, region: str = "US") -> str:
     """Return the canonical address for a method of ``kind`` or raise ValidationError.
 
@@ -826,10 +839,7 @@ def contact_method_create(
     if not by.is_staff:
         require_role(by, contact.organization, [Membership.Role.ADMIN, Membership.Role.OPERATOR])
     address = normalize_contact_address(kind=kind, address=address)
-    if kind == ContactMethod.Kind.PAGER_WCTP:
-        _validate_wctp_gateway(wctp_endpoint)
-    if kind == ContactMethod.Kind.PAGER_SNPP:
-        _validate_snpp_host(snpp_host)
+    validate_pager_gateway(kind=kind, wctp_endpoint=wctp_endpoint, snpp_host=snpp_host)
     if kind == ContactMethod.Kind.WEBHOOK and not webhook_secret:
         webhook_secret = secrets.token_urlsafe(32)
     if ContactMethod.objects.filter(contact=contact, kind=kind, address=address).exists():

@@ -419,3 +419,30 @@ def test_contact_methods_added_in_the_admin_are_stored_in_canonical_form(admin_c
     method = ContactMethod.objects.get(contact=contact)
     assert method.address == "+12125550142"
     assert method.verified_at is None  # it waits for the code sent to it
+
+
+def test_the_admin_refuses_a_wctp_gateway_the_platform_does_not_trust(
+    admin_client_for, manager, settings
+):
+    settings.WCTP_TRUSTED_GATEWAYS = ["https://wctp.carrier.example/wctp"]
+    contact = ContactFactory()
+    data = {
+        "organization": contact.organization.pk,
+        "name": contact.name,
+        "title": "",
+        "is_active": "on",
+        "methods-TOTAL_FORMS": "1",
+        "methods-INITIAL_FORMS": "0",
+        "methods-MIN_NUM_FORMS": "0",
+        "methods-MAX_NUM_FORMS": "1000",
+        "methods-0-kind": "pager_wctp",
+        "methods-0-address": "4242",
+        "methods-0-escalation_order": "1",
+        "methods-0-wctp_endpoint": "https://collector.example/wctp",
+    }
+    response = admin_client_for(manager).post(
+        reverse("admin:enrollment_contact_change", args=[contact.pk]), data
+    )
+    assert response.status_code == 200
+    assert "is not a paging gateway this platform sends through" in response.content.decode()
+    assert not ContactMethod.objects.filter(contact=contact).exists()
