@@ -47,22 +47,13 @@ def one_token(value: str) -> str:
 
 
 def parse_server(value: str) -> tuple[str, int]:
-    """Split ``"host:port"`` (``"[v6]:port"``; port optional, default 444).
+    """Split ``"host:port"`` (``"[v6]:port"``; port optional, default 444), as
+    ``dr_platform.outbound.parse_host_port`` does for every participant address.
 
-    Raises ``ValueError`` for an empty host or a port outside 1-65535.
+    Raises ``ValueError`` (an ``OutboundAddressError``) for an empty host or a port that is
+    not a number from 1 to 65535.
     """
-    value = value.strip()
-    host, port = value, str(DEFAULT_PORT)
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        if rest.startswith(":"):
-            port = rest[1:]
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    number = int(port)
-    if not host or not 0 < number < 65536:
-        raise ValueError(f"invalid SNPP server {value!r}")
-    return host, number
+    return outbound.parse_host_port(value, default_port=DEFAULT_PORT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,6 +226,12 @@ def test_it_parses_server_addresses(value: str, expected: tuple[str, int]) -> No
     assert parse_server(value) == expected
 
 
+@pytest.mark.parametrize("value", ["", ":444", "pager.example.com:99999", "pager.example.com:x"])
+def test_it_refuses_malformed_server_addresses(value: str) -> None:
+    with pytest.raises(ValueError):
+        parse_server(value)
+
+
 @pytest.mark.parametrize(
     ("code", "permanent"),
     [(550, True), (503, True), (554, False), (421, False), (960, True)],
