@@ -20,7 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import transaction
-from django.db.models import F, ProtectedError, QuerySet, Sum
+from django.db.models import F, ProtectedError, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -646,8 +646,19 @@ def enablement_clawback(*, enrollment: Enrollment, left_on: dt.date) -> list[Ena
     (pending or due) are cancelled and a clawback recovers everything already paid.
     Returns the clawback installments created.
     """
+    installment, status = EnablementInstallment.Kind.INSTALLMENT, EnablementInstallment.Status
     if enrollment.active_from is None:
-        return _enablement_clawback_unserved(enrollment=enrollment, left_on=left_on)
+        return _claw_back_projects(
+            enrollment,
+            left_on,
+            cancel=Q(kind=installment, status__in=[status.PENDING, status.DUE]),
+            recover=[status.PAID],
+            unserved=(1, 1),
+            explain=lambda paid, amount: (
+                "Clawback: left before the enrollment became active, so no committed "
+                f"month was served; the ${paid:,} paid comes back in full"
+            ),
+        )
     program = enrollment.program
     months_total = program.commitment_months
     start, end = enrollment.active_from, enrollment.commitment_ends
@@ -655,59 +666,42 @@ def enablement_clawback(*, enrollment: Enrollment, left_on: dt.date) -> list[Ena
         return []
     served = months_served(start=start, until=left_on)
     unserved = max(months_total - served, 0)
-    created = []
-    projects = EnablementProject.objects.filter(site=enrollment.site, program=program).exclude(
-        status=EnablementProject.Status.CLAWED_BACK
+    return _claw_back_projects(
+        enrollment,
+        left_on,
+        cancel=Q(status=status.PENDING),
+        recover=[status.DUE, status.PAID],
+        unserved=(unserved, months_total),
+        explain=lambda paid, amount: (
+            f"Clawback: left after {served} of {months_total} committed months; "
+            f"${paid:,} × {unserved}/{months_total} = ${-amount:,}"
+        ),
     )
-    for project in projects:
-        project.installments.filter(status=EnablementInstallment.Status.PENDING).update(
-            status=EnablementInstallment.Status.CANCELLED
-        )
-        paid = project.installments.filter(
-            kind=EnablementInstallment.Kind.INSTALLMENT,
-            status__in=[EnablementInstallment.Status.DUE, EnablementInstallment.Status.PAID],
-        ).aggregate(total=Sum("amount"))["total"] or Decimal("0")
-        project.status = EnablementProject.Status.CLAWED_BACK
-        project.status_changed_at = timezone.now()
-        project.save(update_fields=["status", "status_changed_at"])
-        if paid <= 0:
-            continue
-        paid = money(paid)
-        amount = -money(paid * Decimal(unserved) / Decimal(months_total))
-        last = project.installments.order_by("-sequence").first()
-        created.append(
-            EnablementInstallment.objects.create(
-                project=project,
-                sequence=(last.sequence if last else 0) + 1,
-                kind=EnablementInstallment.Kind.CLAWBACK,
-                share=Decimal(unserved) / Decimal(months_total),
-                amount=amount,
-                due_date=left_on,
-                status=EnablementInstallment.Status.DUE,
-                explanation=(
-                    f"Clawback: left after {served} of {months_total} committed months; "
-                    f"${paid:,} × {unserved}/{months_total} = ${-amount:,}"
-                ),
-            )
-        )
-    return created
 
 
-def _enablement_clawback_unserved(
-    *, enrollment: Enrollment, left_on: dt.date
+def _claw_back_projects(
+    enrollment: Enrollment,
+    left_on: dt.date,
+    *,
+    cancel: Q,
+    recover: list[str],
+    unserved: tuple[int, int],
+    explain: Callable[[Decimal, Decimal], str],
 ) -> list[EnablementInstallment]:
+    """For each of the site's projects in the program not clawed back yet: cancel its
+    installments ``cancel`` selects and mark it clawed back; when its installments in the
+    ``recover`` statuses add up to more than nothing, add a clawback of −that × unserved
+    months ÷ commitment months (``unserved``; cents, half up) due on ``left_on``, explained
+    by ``explain(paid, amount)``. Returns the clawbacks created."""
+    months, months_total = unserved
     created = []
     projects = EnablementProject.objects.filter(
         site_id=enrollment.site_id, program_id=enrollment.program_id
     ).exclude(status=EnablementProject.Status.CLAWED_BACK)
     for project in projects:
-        project.installments.filter(
-            kind=EnablementInstallment.Kind.INSTALLMENT,
-            status__in=[EnablementInstallment.Status.PENDING, EnablementInstallment.Status.DUE],
-        ).update(status=EnablementInstallment.Status.CANCELLED)
+        project.installments.filter(cancel).update(status=EnablementInstallment.Status.CANCELLED)
         paid = project.installments.filter(
-            kind=EnablementInstallment.Kind.INSTALLMENT,
-            status=EnablementInstallment.Status.PAID,
+            kind=EnablementInstallment.Kind.INSTALLMENT, status__in=recover
         ).aggregate(total=Sum("amount"))["total"] or Decimal("0")
         project.status = EnablementProject.Status.CLAWED_BACK
         project.status_changed_at = timezone.now()
@@ -715,20 +709,18 @@ def _enablement_clawback_unserved(
         if paid <= 0:
             continue
         paid = money(paid)
+        amount = -money(paid * Decimal(months) / Decimal(months_total))
         last = project.installments.order_by("-sequence").first()
         created.append(
             EnablementInstallment.objects.create(
                 project=project,
                 sequence=(last.sequence if last else 0) + 1,
                 kind=EnablementInstallment.Kind.CLAWBACK,
-                share=Decimal("1"),
-                amount=-money(paid),
+                share=Decimal(months) / Decimal(months_total),
+                amount=amount,
                 due_date=left_on,
                 status=EnablementInstallment.Status.DUE,
-                explanation=(
-                    "Clawback: left before the enrollment became active, so no committed "
-                    f"month was served; the ${paid:,} paid comes back in full"
-                ),
+                explanation=explain(paid, amount),
             )
         )
     return created
