@@ -101,6 +101,14 @@ def _reminder_due_at(event: Event, notice_due: dt.datetime) -> dt.datetime | Non
     return due if due > notice_due else None
 
 
+def _unavailable_answer(event: Event, now: dt.datetime) -> dict[str, object]:
+    """The answer of a site that declared itself unavailable for ``event``: opted out at
+    ``now`` where the program counts that as an opt-out, else unavailable."""
+    if event.program.unavailability_counts_as_opt_out:
+        return {"status": P.OPTED_OUT, "opted_out_at": now, "opted_out_via": "unavailability"}
+    return {"status": P.UNAVAILABLE}
+
+
 def _create_participations(
     event: Event, enrollments: Sequence[Enrollment], now: dt.datetime
 ) -> tuple[list[Participation], list[Unavailability]]:
@@ -114,25 +122,17 @@ def _create_participations(
     windows = selectors.unavailable_sites(
         [e.site_id for e in enrollments], event.starts_at, event.ends_at
     )
-    as_opt_out = event.program.unavailability_counts_as_opt_out
+    declared = _unavailable_answer(event, now)
     values = []
     for enrollment in enrollments:
-        unavailable = enrollment.site_id in windows
-        status = P.PENDING
-        extra = {}
-        if unavailable and as_opt_out:
-            status = P.OPTED_OUT
-            extra = {"opted_out_at": now, "opted_out_via": "unavailability"}
-        elif unavailable:
-            status = P.UNAVAILABLE
         values.append(
             {
                 "event_id": event.pk,
                 "enrollment_id": enrollment.pk,
                 "committed_kw": committed.get(enrollment.pk) or enrollment.committed_kw,
-                "status": status,
+                "status": P.PENDING,
                 "modification_number": event.modification_number,
-                **extra,
+                **(declared if enrollment.site_id in windows else {}),
             }
         )
     rows = new_instances(Participation, values)
@@ -186,12 +186,8 @@ def _restore_participations(
             committed.get(participation.enrollment_id) or participation.enrollment.committed_kw
         )
         if participation.status == P.PENDING and participation.enrollment.site_id in windows:
-            if event.program.unavailability_counts_as_opt_out:
-                participation.status = P.OPTED_OUT
-                participation.opted_out_at = now
-                participation.opted_out_via = "unavailability"
-            else:
-                participation.status = P.UNAVAILABLE
+            for field, value in _unavailable_answer(event, now).items():
+                setattr(participation, field, value)
     Participation.objects.bulk_update(returning, fields)
     answered_by_window = [
         windows[p.enrollment.site_id]
