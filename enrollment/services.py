@@ -525,10 +525,16 @@ def _triggers_reached(project_status: str) -> list[str]:
     return list(PROJECT_STEPS[: PROJECT_STEPS.index(project_status) + 1])
 
 
-def _enrollment_is_active(project: EnablementProject) -> bool:
-    return Enrollment.objects.filter(
+def _enrollment_is_active(project: EnablementProject, *, lock: bool = False) -> bool:
+    """Whether the site's enrollment in the project's program is active: the one condition
+    for any of its installments to fall due. ``lock`` (inside a transaction) holds the
+    enrollment row until commit, so a suspension or withdrawal waits for this write."""
+    enrollments = Enrollment.objects.filter(
         site_id=project.site_id, program_id=project.program_id, status=S.ACTIVE
-    ).exists()
+    )
+    if lock:
+        enrollments = enrollments.select_for_update()
+    return enrollments.exists()
 
 
 def _held_installments(project: EnablementProject) -> QuerySet[EnablementInstallment]:
@@ -612,12 +618,25 @@ def enablement_season_review(
 
     Each becomes due on ``season_end`` when ``performance_ratio`` reaches its threshold,
     otherwise it is forfeited. Returns the installments it changed.
+
+    Like every installment, a season share falls due only while the site's enrollment in
+    the program is active. While it is not (suspended, or approved but not yet active) the
+    review is refused with a ValidationError and changes nothing, forfeits included: the
+    shares stay pending, and the season is reviewed again once the enrollment is active
+    (reactivation does not settle it by itself, since only the review knows the ratio).
+    An enrollment that leaves instead has its pending shares cancelled by the clawback
+    (:func:`enablement_clawback`).
     """
     changed = []
     pending = project.installments.filter(
         status=EnablementInstallment.Status.PENDING, trigger="season_performance"
     )
     with transaction.atomic():
+        if not _enrollment_is_active(project, lock=True):
+            raise ValidationError(
+                "The site's enrollment is not active, so its season share cannot fall due; "
+                "review the season again once the enrollment is active."
+            )
         for installment in pending.select_for_update():
             if performance_ratio >= (installment.min_performance_ratio or Decimal("0")):
                 installment.status = EnablementInstallment.Status.DUE

@@ -393,7 +393,9 @@ def test_a_project_is_paid_in_the_programs_stages_adding_up_to_the_incentive(man
 
 def test_the_season_installment_depends_on_the_performance_ratio(manager):
     program = ProgramFactory()
-    audit = _completed_audit(manager, SiteFactory())
+    site = SiteFactory()
+    EnrollmentFactory(site=site, program=program)  # active
+    audit = _completed_audit(manager, site)
     measure = EnablementMeasureFactory(audit=audit)
     passing = services.enablement_project_create(
         audit=audit, program=program, measures=[measure], description="A", by=manager
@@ -478,6 +480,65 @@ def test_installments_wait_until_the_enrollment_becomes_active(manager, organiza
     second.refresh_from_db()
     assert (first.status, first.due_date) == ("due", today)
     assert second.status == "pending"  # the season share still waits for its season
+
+
+def test_a_suspended_enrollments_season_share_falls_due_only_once_it_is_active_again(
+    manager, organization_a
+):
+    program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))
+    site = SiteFactory(organization=organization_a)
+    enrollment = EnrollmentFactory(site=site, program=program)  # active
+    # $40,000 × 50% = $20,000: $10,000 on verification (due 2026-05-01), $10,000 for the season.
+    project = _verified_project(manager, site, program)
+    services.enrollment_transition(
+        enrollment=enrollment, to_status="suspended", by=manager, reason="Missed two events"
+    )
+    september = {"start": dt.date(2026, 9, 1), "end": dt.date(2026, 9, 30)}
+
+    with pytest.raises(ValidationError, match="not active"):
+        services.enablement_season_review(
+            project=project, performance_ratio=Decimal("0.85"), season_end=dt.date(2026, 9, 30)
+        )
+
+    season_share = project.installments.get(sequence=2)
+    assert (season_share.amount, season_share.status) == (Decimal("10000.00"), "pending")
+    assert season_share.due_date is None
+    assert not selectors.payable_installments(**september).exists()
+
+    services.enrollment_transition(enrollment=enrollment, to_status="active", by=manager)
+    season_share.refresh_from_db()
+    assert season_share.status == "pending"  # reactivation alone does not settle the season
+
+    [due] = services.enablement_season_review(
+        project=project, performance_ratio=Decimal("0.85"), season_end=dt.date(2026, 9, 30)
+    )
+    assert (due.pk, due.status, due.due_date) == (season_share.pk, "due", dt.date(2026, 9, 30))
+    payable = selectors.payable_installments(**september)
+    assert [(item.sequence, item.amount) for item in payable] == [(2, Decimal("10000.00"))]
+
+
+def test_a_season_review_of_a_site_without_an_active_enrollment_changes_nothing(manager):
+    program = ProgramFactory()
+    site = SiteFactory()
+    EnrollmentFactory(
+        site=site, program=program, status="approved", active_from=None, commitment_ends=None
+    )
+    audit = _completed_audit(manager, site)
+    project = services.enablement_project_create(
+        audit=audit,
+        program=program,
+        measures=[EnablementMeasureFactory(audit=audit)],
+        description="Controls",
+        by=manager,
+    )
+
+    for ratio in (Decimal("0.85"), Decimal("0.10")):  # neither due nor forfeited
+        with pytest.raises(ValidationError, match="not active"):
+            services.enablement_season_review(
+                project=project, performance_ratio=ratio, season_end=dt.date(2026, 9, 30)
+            )
+
+    assert set(project.installments.values_list("status", flat=True)) == {"pending"}
 
 
 @pytest.mark.parametrize(
