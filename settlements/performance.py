@@ -335,6 +335,9 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
             {p.enrollment.site_id: baselines[p.enrollment.site_id] for p, _, _ in changed
              if p.enrollment.site_id in baselines},
             batch, tz=program.time_zone, event_start=event_start, event_end=event_end,
+            # The site's usual load is that of its ordinary days: its curtailed event days
+            # would pull the reference down and hide an inflated baseline day.
+            excluded_dates_by_site=excluded,
         )
         if batch is not None
         else {}

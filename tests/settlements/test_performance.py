@@ -17,7 +17,7 @@ from django.db import connection
 
 from events.models import Event, Participation
 from settlements import services as meterdata
-from settlements.models import EventPerformance, MeterDataImport
+from settlements.models import EventPerformance, MeterDataImport, MeterReading
 from settlements.performance import events_needing_performance, performance_compute_event
 from tests.enrollment.factories import EnrollmentFactory, MeterFactory, ProgramFactory, SiteFactory
 from tests.factories import staff_user
@@ -194,3 +194,55 @@ def test_the_performance_task_runs_in_a_real_worker(site_with_history, worker_en
     assert EventPerformance.objects.get(participation=participation).reduction_kwh == pytest.approx(
         80
     )
+
+
+def _store(meter, days: list[dt.date], kw_at) -> None:
+    """15-minute readings of ``kw_at(local datetime)`` kW straight into the table."""
+    rows = []
+    for day in days:
+        start = dt.datetime.combine(day, dt.time(), ZONE).astimezone(dt.UTC)
+        for quarter in range(100):
+            moment = start + dt.timedelta(minutes=15 * quarter)
+            local = moment.astimezone(ZONE)
+            if local.date() != day:
+                break
+            rows.append(MeterReading(meter=meter, interval_start=moment, kwh=kw_at(local) / 4))
+    MeterReading.objects.bulk_create(rows)
+
+
+def test_curtailed_event_days_do_not_hide_an_inflated_baseline_day(db):
+    # Flat 100 kW, except: 130 kW in the event hours on Mon Jul 13 (a selected baseline day)
+    # and 20 kW in the event hours on five earlier event days (Jun 22-26).
+    program = ProgramFactory(baseline_preset="caiso_10_of_10", season_start=dt.date(2026, 5, 1))
+    site = SiteFactory(peak_demand_kw=Decimal("500"))
+    meter = MeterFactory(site=site)
+    enrollment = EnrollmentFactory(site=site, program=program)
+    earlier_events = [dt.date(2026, 6, 22) + dt.timedelta(days=n) for n in range(5)]
+
+    def kw(at: dt.datetime) -> float:
+        if not EVENT_START <= at.time() < EVENT_END:
+            return 100.0
+        if at.date() == dt.date(2026, 7, 13):
+            return 130.0
+        return 20.0 if at.date() in earlier_events else 100.0
+
+    _store(meter, [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(46)], kw)
+    for day in earlier_events:
+        _event(program, enrollment, day)
+    participation = _event(program, enrollment, EVENT_DAY)
+    performance_compute_event(event=participation.event)
+    performance = EventPerformance.objects.get(participation=participation)
+
+    # The site's usual load is that of its like days that were not event days: the 32
+    # weekdays from Jun 1 to Jul 14 less the 5 event days = 27 days, 26 at 100 kW and Jul 13
+    # at 130 kW. Median 100 kW, MAD 0, mean absolute deviation 30 / 27 = 1.111 kW, robust
+    # z = 30 / (1.253314 x 1.111) = 21.5 > 3.5, and 130 > 110 kW: flagged. (With the five
+    # 20 kW event days counted as usual load, z = 30 / (1.253314 x 430 / 32) = 1.8 would
+    # hide it.)
+    inflated = [flag for flag in performance.flags if flag["code"] == "inflated_baseline_day"]
+    assert len(inflated) == 1
+    detail = inflated[0]["detail"]
+    assert detail["date"] == "2026-07-13"
+    assert detail["reference_days"] == 27
+    assert detail["reference_median_kw"] == pytest.approx(100.0)
+    assert detail["robust_z"] == pytest.approx(30 / (1.253314 * 30 / 27))
