@@ -2,7 +2,9 @@
 
 enrollment imports nothing from events or settlements (imports point one way), so the
 baseline preset names a program may choose are listed here; a settlements test keeps this
-list equal to ``settlements.baselines.PRESETS``.
+list equal to ``settlements.baselines.PRESETS``. Likewise the SNPP port: enrollment checks
+a participant's SNPP server at the port the pager channel (``events.channels.snpp``) will
+connect to.
 """
 
 BASELINE_PRESETS = (
@@ -16,3 +18,6 @@ BASELINE_PRESETS = (
 )
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+#: IANA's port for SNPP (RFC 1861): the port of an SNPP server address that names none.
+SNPP_DEFAULT_PORT = 444

@@ -27,6 +27,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from dr_platform import outbound
 from dr_platform.models import Membership, OutboxMessage
 from dr_platform.selectors import require_role
+from enrollment.constants import SNPP_DEFAULT_PORT
 from enrollment.models import (
     Audit,
     ConsentRecord,
@@ -786,7 +787,7 @@ def _validate_snpp_host(value: str) -> None:
     if not _SNPP_HOST.match(value or ""):
         raise ValidationError({"snpp_host": "Give the paging server as host:port."})
     try:
-        host, port = outbound.parse_host_port(value, default_port=444)
+        host, port = outbound.parse_host_port(value, default_port=SNPP_DEFAULT_PORT)
         outbound.check_host(host, port)
     except outbound.OutboundAddressError as exc:
         raise ValidationError({"snpp_host": str(exc)}) from None

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Final, Self
 
 from dr_platform import outbound
+from enrollment.constants import SNPP_DEFAULT_PORT
 
 from .base import DeliveryReceipt, OutboundMessage, ReceiptStatus, Transport, TransportError
 
-DEFAULT_PORT: Final = 444  # IANA's port for snpp
 #: Longest text sent with a single ``MESS``; longer text goes through ``DATA``. Many
 #: paging terminals cap a page at 240 characters anyway (TAP block limits).
 MAX_MESS_LENGTH: Final = 240
@@ -47,13 +47,14 @@ def one_token(value: str) -> str:
 
 
 def parse_server(value: str) -> tuple[str, int]:
-    """Split ``"host:port"`` (``"[v6]:port"``; port optional, default 444), as
+    """Split ``"host:port"`` (``"[v6]:port"``; port optional, default
+    ``enrollment.constants.SNPP_DEFAULT_PORT``, 444), as
     ``dr_platform.outbound.parse_host_port`` does for every participant address.
 
     Raises ``ValueError`` (an ``OutboundAddressError``) for an empty host or a port that is
     not a number from 1 to 65535.
     """
-    return outbound.parse_host_port(value, default_port=DEFAULT_PORT)
+    return outbound.parse_host_port(value, default_port=SNPP_DEFAULT_PORT)
 
 
 @dataclass(frozen=True, slots=True)

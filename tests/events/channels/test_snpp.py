@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from enrollment.constants import SNPP_DEFAULT_PORT
 from events.channels.base import ReceiptStatus, TransportError
 from events.channels.snpp import (
     MAX_MESS_LENGTH,
@@ -224,6 +225,12 @@ def test_it_raises_transient_error_without_any_server(make_message: MessageFacto
 )
 def test_it_parses_server_addresses(value: str, expected: tuple[str, int]) -> None:
     assert parse_server(value) == expected
+
+
+def test_a_server_without_a_port_is_paged_on_the_port_contact_methods_are_checked_at() -> None:
+    # One constant for this channel and enrollment's check of a participant's SNPP server.
+    assert SNPP_DEFAULT_PORT == 444  # IANA's port for SNPP
+    assert parse_server("pager.example.com") == ("pager.example.com", SNPP_DEFAULT_PORT)
 
 
 @pytest.mark.parametrize("value", ["", ":444", "pager.example.com:99999", "pager.example.com:x"])
