@@ -8,6 +8,11 @@ of their choosing. The policy lives here, once, and is applied both when a metho
 (:mod:`enrollment.services`) and when a message is sent (the channels), because a stored
 address may predate the policy and a host name may resolve elsewhere later.
 
+At send time the platform connects to the addresses it just checked, never to a second
+lookup of the name: a hostile DNS server could answer a public address to the check and
+127.0.0.1 to the connection (DNS rebinding). SNPP connects to the addresses
+:func:`check_host` returns; HTTP goes through :func:`http_targets` and :func:`http_session`.
+
 Two rules:
 
 * An address a participant supplies must resolve only to global unicast addresses (not
@@ -23,9 +28,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 
 class OutboundAddressError(ValueError):
@@ -58,10 +67,11 @@ def check_port(port: int) -> None:
 def check_host(host: str, port: int) -> list[str]:
     """The addresses ``host`` resolves to, each checked against the policy.
 
-    Returns the resolved IP addresses as strings (empty when private addresses are allowed,
-    in which case nothing is resolved). Raises :class:`OutboundAddressError` for a bad
-    port, a host that does not resolve, or one resolving to any non-global address -- all
-    of them are checked, so a name with one public and one internal record is refused.
+    Returns the resolved IP addresses as strings, in the resolver's order of preference
+    (empty when private addresses are allowed, in which case nothing is resolved). Raises
+    :class:`OutboundAddressError` for a bad port, a host that does not resolve, or one
+    resolving to any non-global address -- all of them are checked, so a name with one
+    public and one internal record is refused.
     """
     check_port(port)
     if not host:
@@ -72,7 +82,7 @@ def check_host(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise UnresolvedHostError(f"The host {host!r} does not resolve ({exc}).") from None
-    addresses = sorted({info[4][0] for info in infos})
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise UnresolvedHostError(f"The host {host!r} does not resolve.")
     for address in addresses:
@@ -104,6 +114,121 @@ def check_url(url: str) -> None:
     """Raise :class:`OutboundAddressError` unless the policy lets the platform call ``url``."""
     host, port = url_host_port(url)
     check_host(host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    """One way to send a request for a participant's URL.
+
+    ``url`` is what the HTTP client requests. For a pinned target its host is an IP address
+    the policy checked, and ``host_header`` is the original ``host[:port]``: the Host header,
+    and for https the name :class:`PinnedAddressAdapter` does TLS for. ``host_header`` is
+    ``None`` when nothing is pinned (the client resolves the name itself).
+    """
+
+    url: str
+    host_header: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers this target adds to a request: ``Host`` when pinned, else none."""
+        return {"Host": self.host_header} if self.host_header else {}
+
+
+def http_targets(url: str) -> list[HttpTarget]:
+    """The targets to try, in order, to request ``url`` under the policy.
+
+    With private addresses allowed, ``url`` itself, unpinned. Otherwise the host is
+    resolved and checked here, and each address it resolves to gives one target pinned to
+    it (:func:`pin_url`), so the connection goes to exactly an address that was checked.
+    Send them through :func:`http_session`.
+
+    Raises :class:`OutboundAddressError` as :func:`check_url` does.
+    """
+    host, port = url_host_port(url)
+    addresses = check_host(host, port)
+    if not addresses:
+        return [HttpTarget(url.strip())]
+    return [pin_url(url, address) for address in addresses]
+
+
+def pin_url(url: str, address: str) -> HttpTarget:
+    """``url`` sent to the IP ``address``, keeping its own host for the Host header and TLS.
+
+    The path, query and any ``user:password@`` stay as they are; the fragment, which is
+    never sent, is dropped. Checks nothing: :func:`http_targets` does.
+    """
+    parts = urlsplit(url.strip())
+    host, port = url_host_port(url)
+    default_port = 443 if parts.scheme.lower() == "https" else 80
+    # The ASCII form the resolver looked up, as the Host header must be.
+    host_header = _netloc(host.encode("idna").decode("ascii"), port, default_port)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{_netloc(address, port, None)}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return HttpTarget(pinned, host_header)
+
+
+def _netloc(host: str, port: int, default_port: int | None) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return host if port == default_port else f"{host}:{port}"
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """A requests transport adapter that keeps pinned :class:`HttpTarget` requests pinned.
+
+    A request carrying a ``Host`` header is taken as pinned: it connects to the address in
+    its URL (no lookup), and for https does TLS -- SNI and the certificate check, with the
+    verification settings requests would use anyway -- for the name in the Host header.
+    That is urllib3's documented way of connecting by IP to a named server
+    (``server_hostname``), set through the hook requests provides for it from 2.32.3 (an
+    older requests never calls the hook, and pinned https then fails the certificate
+    check: closed, not open). A pinned request never goes through a proxy from the
+    environment (``HTTPS_PROXY``...), which would look the name up again. Requests without
+    a Host header go exactly as through a plain :class:`~requests.adapters.HTTPAdapter`.
+    """
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """requests' pool parameters, plus the TLS server name of a pinned https request."""
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host_header = request.headers.get("Host")
+        if host_header and host_params["scheme"] == "https":
+            # Also part of urllib3's pool key: each name gets its own connections.
+            pool_kwargs["server_hostname"] = urlsplit(f"//{host_header}").hostname
+        return host_params, pool_kwargs
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """Send ``request`` as :class:`~requests.adapters.HTTPAdapter` does, but a pinned
+        one never through a proxy."""
+        if "Host" in request.headers:
+            proxies = None
+        return super().send(
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
+
+
+def http_session() -> requests.Session:
+    """A requests session for :class:`HttpTarget` requests (:class:`PinnedAddressAdapter`)."""
+    session = requests.Session()
+    adapter = PinnedAddressAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def parse_host_port(value: str, *, default_port: int) -> tuple[str, int]:

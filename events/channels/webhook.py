@@ -17,6 +17,7 @@ from typing import Final, Self
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from dr_platform import outbound
 
@@ -84,15 +85,23 @@ class WebhookSettings:
 class WebhookTransport(Transport):
     """POST the notice to the method's URL (``address``), signed with ``options["secret"]``.
 
-    Redirects are not followed: a receiver that moved must be updated by its owner, and
-    following them would let a receiver bounce our signed request elsewhere.
+    Unless private addresses are allowed, the host is resolved and checked at every send
+    and the request goes to an address that was checked, with the original Host header
+    and, for https, TLS (SNI, certificate) for the original name
+    (:func:`dr_platform.outbound.http_targets`): a second lookup by the HTTP client could
+    answer an internal address (DNS rebinding). The addresses are tried in the resolver's
+    order, moving on only when no connection could be made.
+
+    Redirects are refused, never followed: a receiver that moved must be updated by its
+    owner, and following them would let a receiver bounce our signed request elsewhere,
+    to a host nobody checked.
     """
 
     kind = "webhook"
 
     def __init__(self, config: WebhookSettings, session: requests.Session | None = None) -> None:
         self.config = config
-        self.session = session or requests.Session()
+        self.session = session or outbound.http_session()
 
     @classmethod
     def from_settings(cls) -> Self:
@@ -117,7 +126,7 @@ class WebhookTransport(Transport):
         try:
             # Again at send time: the URL may predate the policy, or its host resolve
             # elsewhere now.
-            outbound.check_url(url)
+            targets = outbound.http_targets(url)
         except outbound.OutboundAddressError as exc:
             raise TransportError(
                 f"webhook URL refused: {exc}",
@@ -135,14 +144,7 @@ class WebhookTransport(Transport):
             TIMESTAMP_HEADER: str(timestamp),
             NOTIFICATION_HEADER: str(message.notification_id),
         }
-        try:
-            response = self.session.post(
-                url, data=body, headers=headers, timeout=self.config.timeout, allow_redirects=False
-            )
-        except requests.Timeout as exc:
-            raise TransportError(f"webhook timed out: {exc}") from exc
-        except requests.RequestException as exc:
-            raise TransportError(f"webhook unreachable: {exc}") from exc
+        response = self._post(targets, body, headers)
         status = response.status_code
         if 200 <= status < 300:
             return DeliveryReceipt(
@@ -154,3 +156,39 @@ class WebhookTransport(Transport):
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
             code=str(status),
         )
+
+    def _post(
+        self, targets: list[outbound.HttpTarget], body: bytes, headers: dict[str, str]
+    ) -> requests.Response:
+        """The receiver's answer from the first target that takes a connection.
+
+        Moves to the next target only when connecting failed, so a request that may have
+        arrived is never sent twice. Raises a transient ``TransportError`` when none
+        answers.
+        """
+        error: requests.RequestException | None = None
+        for target in targets:
+            try:
+                return self.session.post(
+                    target.url,
+                    data=body,
+                    headers={**headers, **target.headers},
+                    timeout=self.config.timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                error = exc
+                if not _not_connected(exc):
+                    break
+        if isinstance(error, requests.Timeout):
+            raise TransportError(f"webhook timed out: {error}") from error
+        raise TransportError(f"webhook unreachable: {error}") from error
+
+
+def _not_connected(exc: requests.RequestException) -> bool:
+    """Whether ``exc`` came before any byte was sent: the connection itself failed."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    # requests wraps urllib3's MaxRetryError, whose reason says what went wrong.
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
