@@ -35,6 +35,7 @@ from settlements.baselines import (
     compute_many,
     gaming_flags_many,
     measure_many,
+    nerc_holidays,
     spec_from_preset,
 )
 from settlements.baselines.batch import ReadingsBatch
@@ -245,6 +246,14 @@ def _excluded_dates(event: Event, site_ids: Iterable[int], zone: ZoneInfo) -> di
     return excluded
 
 
+def _holidays(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> tuple[dt.date, ...]:
+    """The holidays (NERC's, see ``nerc_holidays``) among the local dates of [start, end]:
+    never weekday baseline days, and like days of a weekend for "same" methods."""
+    first = timezone.localtime(start, zone).date()
+    last = timezone.localtime(end, zone).date()
+    return tuple(day for day in nerc_holidays(first.year, last.year) if first <= day <= last)
+
+
 def _fingerprint(parts: dict, utc: np.ndarray, kwh: np.ndarray) -> str:
     """sha256 of the inputs: ``parts`` as JSON, then the readings' interval starts (UTC
     ns in ``utc``, hashed as int64 microseconds, the unit of ``site_readings``' frame) and
@@ -284,12 +293,13 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
     start, end = reading_window(event, int(spec.lookback_days))
     readings = site_readings(site_meters, start, end)
     excluded = _excluded_dates(event, site_ids, zone)
+    holidays = _holidays(start, end, zone)
     event_start = pd.Timestamp(event.starts_at).tz_convert(zone)
     event_end = pd.Timestamp(event.ends_at).tz_convert(zone)
     batch = ReadingsBatch.from_frame(readings) if len(readings) else None
     baselines = (
         compute_many(batch, event_start, event_end, spec, tz=program.time_zone,
-                     excluded_dates_by_site=excluded)
+                     excluded_dates_by_site=excluded, holidays=holidays)
         if batch is not None
         else {}
     )  # fmt: skip
@@ -323,6 +333,10 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
             "excluded": sorted(excluded.get(site_id, ())),
             "committed_kw": str(participation.committed_kw),
         }
+        if holidays:
+            # Only when there is one: a window without a holiday keeps the fingerprint it
+            # had before holidays were taken into account, so nothing is rewritten for it.
+            parts["holidays"] = [day.isoformat() for day in holidays]
         fingerprint = _fingerprint(parts, *site_arrays(site_id))
         previous = current.get(participation.pk)
         if previous is not None and previous.fingerprint == fingerprint:
@@ -337,7 +351,7 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
             batch, tz=program.time_zone, event_start=event_start, event_end=event_end,
             # The site's usual load is that of its ordinary days: its curtailed event days
             # would pull the reference down and hide an inflated baseline day.
-            excluded_dates_by_site=excluded,
+            excluded_dates_by_site=excluded, holidays=holidays,
         )
         if batch is not None
         else {}

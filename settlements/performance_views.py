@@ -44,6 +44,7 @@ from settlements.baselines import (
     BaselineSpec,
     Recommendation,
     compare_presets,
+    nerc_holidays,
     recommend,
     spec_from_preset,
 )
@@ -573,7 +574,8 @@ def sites_accuracy(program: Program, site_ids: list[int]) -> dict[int, SiteAccur
     """Back-test every method on each site's last ``ACCURACY_DAYS`` days of readings.
 
     The event window is the program's (``event_window_start`` to ``event_window_end``,
-    local); the site's event days are excluded. Three queries (meters, last readings,
+    local); the site's event days are excluded and NERC holidays are holidays, as when
+    performance is computed. Three queries (meters, last readings,
     readings) plus one for event days, whatever the number of sites; the work is about
     ``ACCURACY_SECONDS_PER_SITE`` per site, so callers bound ``site_ids``.
     """
@@ -595,10 +597,13 @@ def sites_accuracy(program: Program, site_ids: list[int]) -> dict[int, SiteAccur
         site = meter_site[meter_id]
         last_by_site[site] = max(last, last_by_site.get(site, last))
     frame = pd.DataFrame({"site": [], "interval_start": [], "kwh": []})
+    holidays: tuple[dt.date, ...] = ()
     if last_by_site:
         end = max(last_by_site.values()) + dt.timedelta(seconds=1)
         start = min(last_by_site.values()) - dt.timedelta(days=ACCURACY_DAYS)
         frame = site_readings({site: site_meters[site] for site in last_by_site}, start, end)
+        # A year either side: local dates near New Year differ from UTC ones.
+        holidays = nerc_holidays(start.year - 1, end.year + 1)
     by_site = {site: part for site, part in frame.groupby("site", sort=False)} if len(frame) else {}
     event_days: dict[int, set[dt.date]] = defaultdict(set)
     for site_id, starts_at in Participation.objects.filter(
@@ -623,7 +628,7 @@ def sites_accuracy(program: Program, site_ids: list[int]) -> dict[int, SiteAccur
         ranked = (
             compare_presets(
                 readings, methods, tz=program.time_zone, event_window=window,
-                test_days=ACCURACY_TEST_DAYS, excluded_dates=excluded,
+                test_days=ACCURACY_TEST_DAYS, excluded_dates=excluded, holidays=holidays,
             )
             if len(readings) >= 2
             else []

@@ -39,7 +39,7 @@ from settlements.baselines.gaming import (
     gaming_flags,
 )
 from settlements.baselines.performance import PerformanceResult, measure_performance
-from settlements.baselines.presets import PRESETS, spec_from_preset
+from settlements.baselines.presets import PRESETS, nerc_holidays, spec_from_preset
 from settlements.baselines.spec import BaselineSpec
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "firm_service_level",
     "measure_performance",
     "meter_before_after",
+    "nerc_holidays",
     "spec_from_preset",
     "ACCURACY_FLAG_THRESHOLD",
     "INFLATED_BASELINE_DAY",

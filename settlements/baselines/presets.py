@@ -12,6 +12,7 @@ adjustment) the value chosen is stated next to the preset.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -189,3 +190,44 @@ def spec_from_preset(name: str, overrides: Mapping[str, Any] | None = None) -> B
             f"allowed: {', '.join(sorted(allowed))}"
         )
     return dataclasses.replace(preset, **overrides)
+
+
+def nerc_holidays(first_year: int, last_year: int) -> tuple[datetime.date, ...]:
+    """The NERC holidays ("Additional Off-Peak Days") of ``first_year`` to ``last_year``.
+
+    The holidays PJM Manual 11 skips in its Customer Baseline Load and the usual US reading
+    of "holiday" in a baseline method: New Year's Day (1 January), Memorial Day (the last
+    Monday of May), Independence Day (4 July), Labor Day (the first Monday of September),
+    Thanksgiving Day (the fourth Thursday of November) and Christmas Day (25 December). A
+    fixed date that falls on a Sunday is observed on the Monday after it; one that falls on
+    a Saturday stays on the Saturday (no Friday is observed).
+
+    Returns local dates in calendar order, for the ``holidays`` argument of
+    :func:`compute_baseline`. Raises ``ValueError`` when ``last_year`` precedes
+    ``first_year``.
+    """
+    if last_year < first_year:
+        raise ValueError(f"last_year ({last_year}) is before first_year ({first_year})")
+    days: list[datetime.date] = []
+    for year in range(first_year, last_year + 1):
+        days += [
+            _observed(datetime.date(year, 1, 1)),
+            _weekday_on_or_before(datetime.date(year, 5, 31), 0),
+            _observed(datetime.date(year, 7, 4)),
+            _weekday_on_or_after(datetime.date(year, 9, 1), 0),
+            _weekday_on_or_after(datetime.date(year, 11, 1), 3) + datetime.timedelta(weeks=3),
+            _observed(datetime.date(year, 12, 25)),
+        ]
+    return tuple(days)
+
+
+def _observed(day: datetime.date) -> datetime.date:
+    return day + datetime.timedelta(days=1) if day.weekday() == 6 else day
+
+
+def _weekday_on_or_after(day: datetime.date, weekday: int) -> datetime.date:
+    return day + datetime.timedelta(days=(weekday - day.weekday()) % 7)
+
+
+def _weekday_on_or_before(day: datetime.date, weekday: int) -> datetime.date:
+    return day - datetime.timedelta(days=(day.weekday() - weekday) % 7)

@@ -246,3 +246,62 @@ def test_curtailed_event_days_do_not_hide_an_inflated_baseline_day(db):
     assert detail["reference_days"] == 27
     assert detail["reference_median_kw"] == pytest.approx(100.0)
     assert detail["robust_z"] == pytest.approx(30 / (1.253314 * 30 / 27))
+
+
+def test_holidays_are_not_weekday_baseline_days(db):
+    # Flat 100 kW, but only 30 kW in the event hours on Labor Day (Mon Sep 7, 2026); the
+    # event is Wed Sep 9, 14:00-16:00, at 60 kW. CAISO 10 of 10 takes the ten most recent
+    # non-event, non-holiday weekdays: Sep 8, 4, 3, 2, 1, Aug 31, 28, 27, 26, 25, all 100 kW
+    # in the event hours and in the adjustment window (10:00-13:00, factor 1). Baseline
+    # 100 kW, reduction 40 kW. (With Labor Day counted as a weekday the baseline would be
+    # (9 x 100 + 30) / 10 = 93 kW and the reduction 33 kW.)
+    program = ProgramFactory(baseline_preset="caiso_10_of_10", season_start=dt.date(2026, 5, 1))
+    site = SiteFactory(peak_demand_kw=Decimal("500"))
+    meter = MeterFactory(site=site)
+    enrollment = EnrollmentFactory(site=site, program=program)
+    event_day, labor_day = dt.date(2026, 9, 9), dt.date(2026, 9, 7)
+
+    def kw(at: dt.datetime) -> float:
+        if not EVENT_START <= at.time() < EVENT_END:
+            return 100.0
+        return {labor_day: 30.0, event_day: 60.0}.get(at.date(), 100.0)
+
+    _store(meter, [dt.date(2026, 7, 20) + dt.timedelta(days=n) for n in range(52)], kw)
+    participation = _event(program, enrollment, event_day)
+    performance_compute_event(event=participation.event)
+    performance = EventPerformance.objects.get(participation=participation)
+
+    assert "2026-09-07" not in performance.candidate_days
+    assert performance.selected_days == [
+        "2026-09-08", "2026-09-04", "2026-09-03", "2026-09-02", "2026-09-01",
+        "2026-08-31", "2026-08-28", "2026-08-27", "2026-08-26", "2026-08-25",
+    ]  # fmt: skip
+    assert performance.adjustment == pytest.approx(1.0)
+    assert performance.average_reduction_kw == pytest.approx(40.0)
+    assert performance.reduction_kwh == pytest.approx(80.0)
+
+
+def test_the_accuracy_back_test_does_not_take_a_holiday_for_a_weekday(db):
+    from settlements.performance_views import sites_accuracy
+
+    program = ProgramFactory(
+        baseline_preset="caiso_10_of_10",
+        event_window_start=EVENT_START,
+        event_window_end=EVENT_END,
+    )
+    site = SiteFactory()
+    meter = MeterFactory(site=site)
+    labor_day = dt.date(2026, 9, 7)
+    _store(
+        meter,
+        [dt.date(2026, 7, 20) + dt.timedelta(days=n) for n in range(52)],  # to Sep 9
+        lambda at: 30.0 if at.date() == labor_day else 100.0,
+    )
+    accuracy = sites_accuracy(program, [site.pk])[site.pk]
+    caiso = next(p.result for p in accuracy.presets if p.name == "caiso_10_of_10")
+    # Weekday test days walk back from Sep 9, skipping Labor Day: neither tested nor used as
+    # a baseline day, every remaining weekday is forecast exactly (100 kW).
+    tested = [day.date for day in caiso.days]
+    assert tested[:3] == [dt.date(2026, 9, 9), dt.date(2026, 9, 8), dt.date(2026, 9, 4)]
+    assert labor_day not in tested
+    assert caiso.rmse_kw == pytest.approx(0.0)

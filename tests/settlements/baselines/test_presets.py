@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from settlements.baselines import PRESETS, compute_baseline
+from settlements.baselines import PRESETS, compute_baseline, nerc_holidays
 from tests.settlements.baselines.helpers import TZ, local
 
 EXPECTED = {
@@ -61,3 +63,34 @@ def test_each_preset_selects_its_documented_number_of_days(name: str) -> None:
     assert result.warnings == ()
     if spec.adjustment_cap is not None and spec.adjustment == "multiplicative":
         assert 1 - spec.adjustment_cap <= result.adjustment <= 1 + spec.adjustment_cap
+
+
+def test_nerc_holidays_follow_the_off_peak_rule() -> None:
+    # NERC "Additional Off-Peak Days": New Year's, Memorial Day (last Monday of May),
+    # Independence Day, Labor Day (first Monday of September), Thanksgiving (fourth
+    # Thursday of November), Christmas; a fixed date on a Sunday moves to the Monday, one on
+    # a Saturday stays on the Saturday.
+    assert nerc_holidays(2026, 2026) == (
+        dt.date(2026, 1, 1),
+        dt.date(2026, 5, 25),
+        dt.date(2026, 7, 4),  # a Saturday: stays
+        dt.date(2026, 9, 7),
+        dt.date(2026, 11, 26),
+        dt.date(2026, 12, 25),
+    )
+    assert nerc_holidays(2022, 2023) == (
+        dt.date(2022, 1, 1),  # a Saturday: stays
+        dt.date(2022, 5, 30),
+        dt.date(2022, 7, 4),
+        dt.date(2022, 9, 5),
+        dt.date(2022, 11, 24),
+        dt.date(2022, 12, 26),  # Christmas on a Sunday: the Monday
+        dt.date(2023, 1, 2),  # New Year's Day on a Sunday: the Monday
+        dt.date(2023, 5, 29),
+        dt.date(2023, 7, 4),
+        dt.date(2023, 9, 4),
+        dt.date(2023, 11, 23),
+        dt.date(2023, 12, 25),
+    )
+    with pytest.raises(ValueError, match="last_year"):
+        nerc_holidays(2024, 2023)
