@@ -25,6 +25,8 @@ Two rules:
 
 from __future__ import annotations
 
+import http.cookiejar
+
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -223,8 +225,14 @@ class PinnedAddressAdapter(HTTPAdapter):
 
 
 def http_session() -> requests.Session:
-    """A requests session for :class:`HttpTarget` requests (:class:`PinnedAddressAdapter`)."""
+    """A requests session for :class:`HttpTarget` requests (:class:`PinnedAddressAdapter`).
+
+    It keeps no cookies: one session sends to every participant's receiver, and pinned
+    URLs name addresses, so a cookie one receiver set would go to another on the same
+    address.
+    """
     session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     adapter = PinnedAddressAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)

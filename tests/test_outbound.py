@@ -221,3 +221,39 @@ def test_a_pinned_request_goes_to_its_address_with_the_names_host_and_path(monke
     assert response.status_code == 200
     assert request.headers["host"] == f"receiver.example:{port}"
     assert request.path == "/hooks/dr?site=7"
+
+
+def test_the_session_keeps_no_cookie_from_one_receiver_for_the_next():
+    # One session posts to every participant's receiver, and pinned URLs name addresses:
+    # a cookie one receiver sets must not go back, to it or to another on that address.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    cookies_received: list[str | None] = []
+
+    class SetsACookie(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            cookies_received.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "receiver=alpha; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsACookie)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        session = outbound.http_session()
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        for _ in range(2):
+            assert session.post(url, data=b"{}", timeout=5).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert cookies_received == [None, None]
+    assert len(session.cookies) == 0
