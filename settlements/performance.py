@@ -70,6 +70,13 @@ def site_readings(
     """Long frame [site, interval_start (UTC), kwh] of the sites' readings in [start, end),
     each site's meters summed per interval, ordered by site then time.
 
+    A site with several meters has a reading for an interval only when every one of its
+    meters with readings in the range has one there: one meter's reading is not the site's
+    load, and a missing reading is a gap, never a zero. Meters of different interval lengths
+    are summed per interval of the longest one (an interval of a shorter meter counts only
+    when all its readings are there). A meter with no reading in the whole range is taken as
+    not metering the site then.
+
     No Python object is built per reading on PostgreSQL: each meter's readings arrive as
     two arrays decoded by numpy (see ``_meter_arrays``). On SQLite interval starts travel
     as epoch seconds.
@@ -77,8 +84,12 @@ def site_readings(
     meter_site = {meter: site for site, meters in site_meters.items() for meter in meters}
     if not meter_site:
         return _no_readings()
+    shared = [meter for meters in site_meters.values() if len(meters) > 1 for meter in meters]
+    minutes = dict(
+        Meter.objects.filter(pk__in=shared).values_list("pk", "interval_minutes") if shared else ()
+    )
     if connection.vendor == "postgresql":
-        return _site_frame(site_meters, _meter_arrays(list(meter_site), start, end))
+        return _site_frame(site_meters, _meter_arrays(list(meter_site), start, end), minutes)
     table = connection.ops.quote_name(MeterReading._meta.db_table)
     placeholders = ",".join(["%s"] * len(meter_site))
     with connection.cursor() as cursor:
@@ -93,13 +104,15 @@ def site_readings(
     if not rows:
         return _no_readings()
     meters, seconds, kwh = (np.asarray(column) for column in zip(*rows, strict=True))
-    sites = np.fromiter((meter_site[int(m)] for m in meters), dtype=np.int64, count=len(meters))
-    frame = pd.DataFrame(
-        {"site": sites, "seconds": seconds.astype(np.int64), "kwh": kwh.astype(float)}
-    )
-    frame = frame.groupby(["site", "seconds"], sort=True, as_index=False)["kwh"].sum()
-    frame["interval_start"] = pd.to_datetime(frame.pop("seconds"), unit="s", utc=True)
-    return frame[["site", "interval_start", "kwh"]]
+    meters, micros = meters.astype(np.int64), seconds.astype(np.int64) * 1_000_000
+    order = np.lexsort((micros, meters))
+    meters, micros, kwh = meters[order], micros[order], kwh.astype(np.float64)[order]
+    starts = np.flatnonzero(np.r_[True, meters[1:] != meters[:-1]])
+    by_meter = {
+        int(meters[first]): (micros[first:stop], kwh[first:stop])
+        for first, stop in zip(starts, [*starts[1:], meters.size], strict=True)
+    }
+    return _site_frame(site_meters, by_meter, minutes)
 
 
 def _no_readings() -> pd.DataFrame:
@@ -189,30 +202,24 @@ def _meter_arrays(
 
 
 def _site_frame(
-    site_meters: dict[int, list[int]], by_meter: dict[int, tuple[np.ndarray, np.ndarray]]
+    site_meters: dict[int, list[int]],
+    by_meter: dict[int, tuple[np.ndarray, np.ndarray]],
+    minutes: dict[int, int],
 ) -> pd.DataFrame:
-    """The long frame from each meter's (UTC microseconds, kWh) arrays: a site with one
-    meter takes its arrays as they are; the meters of a site with several are summed per
-    interval."""
+    """The long frame from each meter's (UTC microseconds, kWh) arrays, time ascending: a
+    site with one meter takes its arrays as they are; the meters of a site with several are
+    summed by ``_sum_meters`` (``minutes``: their interval lengths)."""
     sites, utc, kwh = [], [], []
     for site in sorted(site_meters):
-        parts = [by_meter[meter] for meter in site_meters[site] if meter in by_meter]
-        if not parts:
+        metered = [meter for meter in site_meters[site] if meter in by_meter]
+        if not metered:
             continue
-        if len(parts) == 1:
-            site_utc, site_kwh = parts[0]
+        if len(metered) == 1:
+            site_utc, site_kwh = by_meter[metered[0]]
         else:
-            summed = (
-                pd.DataFrame(
-                    {
-                        "utc": np.concatenate([part[0] for part in parts]),
-                        "kwh": np.concatenate([part[1] for part in parts]),
-                    }
-                )
-                .groupby("utc", sort=True)["kwh"]
-                .sum()
+            site_utc, site_kwh = _sum_meters(
+                [(*by_meter[meter], minutes[meter]) for meter in metered]
             )
-            site_utc, site_kwh = summed.index.to_numpy(np.int64), summed.to_numpy(np.float64)
         sites.append(np.full(site_utc.size, site, dtype=np.int64))
         utc.append(site_utc)
         kwh.append(site_kwh)
@@ -230,6 +237,35 @@ def _site_frame(
         },
         copy=False,
     )
+
+
+def _sum_meters(
+    parts: list[tuple[np.ndarray, np.ndarray, int]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One site's load from its meters' (UTC microseconds, kWh, interval minutes), time
+    ascending: per interval of the longest length, the sum over the meters, kept only where
+    every meter has all its readings of that interval.
+
+    The intervals are laid on the grid of the first reading of a meter of the longest
+    length (the importer aligned every meter's readings on its own interval length).
+    """
+    longest = max(part[2] for part in parts)
+    step = longest * 60_000_000
+    anchor = int(next(part[0][0] for part in parts if part[2] == longest))
+    interval, total, meters_there = [], [], []
+    for part_utc, part_kwh, part_minutes in parts:
+        starts, at, count = np.unique(
+            anchor + (part_utc - anchor) // step * step, return_inverse=True, return_counts=True
+        )
+        complete = count == longest // part_minutes
+        interval.append(starts[complete])
+        total.append(np.bincount(at, weights=part_kwh, minlength=starts.size)[complete])
+        meters_there.append(np.ones(int(complete.sum()), dtype=np.int64))
+    starts, at = np.unique(np.concatenate(interval), return_inverse=True)
+    summed = np.bincount(at, weights=np.concatenate(total), minlength=starts.size)
+    present = np.bincount(at, weights=np.concatenate(meters_there), minlength=starts.size)
+    every = present == len(parts)
+    return starts[every], summed[every]
 
 
 def _excluded_dates(event: Event, site_ids: Iterable[int], zone: ZoneInfo) -> dict[int, set]:

@@ -305,3 +305,34 @@ def test_the_accuracy_back_test_does_not_take_a_holiday_for_a_weekday(db):
     assert tested[:3] == [dt.date(2026, 9, 9), dt.date(2026, 9, 8), dt.date(2026, 9, 4)]
     assert labor_day not in tested
     assert caiso.rmse_kw == pytest.approx(0.0)
+
+
+def test_a_site_interval_missing_one_meter_s_reading_is_missing_not_a_reduction(db):
+    # Two meters of 50 kW each (the site: 100 kW), both at 30 kW in the event (60 kW). Meter
+    # B has no reading at 15:00 on the event day: the site's load there is unknown. The
+    # reduction counts the other 7 intervals, 40 kW each: 40 kW on average and
+    # 40 x 7 x 0.25 = 70 kWh. (Taking meter A's 30 kW as the site's load would credit a
+    # 70 kW reduction at 15:00: 43.75 kW on average.)
+    program = ProgramFactory(baseline_preset="caiso_10_of_10", season_start=dt.date(2026, 5, 1))
+    site = SiteFactory(peak_demand_kw=Decimal("500"))
+    meter_a, meter_b = MeterFactory(site=site), MeterFactory(site=site)
+    enrollment = EnrollmentFactory(site=site, program=program)
+    days = [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(46)]
+
+    def kw(at: dt.datetime) -> float:
+        in_event = at.date() == EVENT_DAY and EVENT_START <= at.time() < EVENT_END
+        return 30.0 if in_event else 50.0
+
+    _store(meter_a, days, kw)
+    _store(meter_b, days, kw)
+    missing_at = dt.datetime.combine(EVENT_DAY, dt.time(15, 0), ZONE)
+    MeterReading.objects.filter(meter=meter_b, interval_start=missing_at).delete()
+    participation = _event(program, enrollment, EVENT_DAY)
+    performance_compute_event(event=participation.event)
+    performance = EventPerformance.objects.get(participation=participation)
+
+    assert performance.missing_intervals == 1
+    assert performance.average_reduction_kw == pytest.approx(40.0)
+    assert performance.reduction_kwh == pytest.approx(70.0)
+    assert performance.max_reduction_kw == pytest.approx(40.0)
+    assert any(flag["code"] == "missing_event_intervals" for flag in performance.flags)

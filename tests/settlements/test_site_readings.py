@@ -49,10 +49,10 @@ def test_it_sums_a_site_s_meters_and_orders_by_site_then_time() -> None:
     assert str(frame["interval_start"].dt.tz) == "UTC"
     expected = sorted(
         [
-            (two_meters.pk, at(0), 1.25),
+            # Quarters 0 and 3 have one meter's reading only: the site's load there is
+            # unknown, not that one meter's.
             (two_meters.pk, at(1), 3.0),  # 2.5 + 0.5
             (two_meters.pk, at(2), 4.25),  # 4.0 + 0.25
-            (two_meters.pk, at(3), 3.0),  # the second meter alone
             (one_meter.pk, at(1), 6.0),
             (one_meter.pk, at(2), 6.5),
             (one_meter.pk, at(3), 7.0),
@@ -64,6 +64,24 @@ def test_it_sums_a_site_s_meters_and_orders_by_site_then_time() -> None:
         for site, stamp, kwh in frame.itertuples(index=False)
     ]
     assert got == expected  # the silent site has no rows at all
+
+
+@pytest.mark.django_db
+def test_meters_of_different_interval_lengths_are_summed_per_longest_interval() -> None:
+    site = SiteFactory()
+    quarterly = MeterFactory(site=site, interval_minutes=15)
+    hourly = MeterFactory(site=site, interval_minutes=60)
+    # Hour 0: four quarters 1 + 2 + 3 + 4 = 10 kWh, and 20 kWh hourly: 30 kWh.
+    # Hour 1: quarter 5 is missing, so the hour is incomplete and left out.
+    # Hour 2: four quarters of 0.5 kWh, and 8 kWh hourly: 10 kWh.
+    store(quarterly, {0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0, 4: 1.0, 6: 1.0, 7: 1.0})
+    store(quarterly, {8: 0.5, 9: 0.5, 10: 0.5, 11: 0.5})
+    store(hourly, {0: 20.0, 4: 5.0, 8: 8.0})
+
+    frame = site_readings({site.pk: [quarterly.pk, hourly.pk]}, at(0), at(12))
+
+    got = [(stamp.to_pydatetime(), float(kwh)) for _, stamp, kwh in frame.itertuples(index=False)]
+    assert got == [(at(0), 30.0), (at(8), 10.0)]
 
 
 @pytest.mark.django_db
