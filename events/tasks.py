@@ -9,6 +9,9 @@ one id per task, one task a second). Celery applies ``rate_limit`` per worker an
 *type*; one task per queue gives each channel its own bucket, and a worker started for
 ``-Q sms`` enforces the SMS rate.
 
+The rate is read from the settings when it is used (:class:`SendTask`), as the batch size
+is when ids are enqueued, so the two always come from the same ``NOTIFICATION_RATE_LIMITS``.
+
 Every send task is safe to run twice for the same ids: the service claims each row with
 a conditional update (``queued -> sending``) and a redelivered message does nothing. A
 message holding a single id (as enqueued before batching) is still accepted.
@@ -35,52 +38,72 @@ _SEND_OPTIONS: Final = {
 }
 
 
+class SendTask(Task):
+    """A channel queue's send task, whose ``rate_limit`` is read from the settings each
+    time it is asked for.
+
+    A worker builds each task's token bucket from ``task.rate_limit`` when its consumer
+    starts, and again on a reload or a ``celery control rate_limit`` command. A value passed
+    to the task decorator would be fixed when this module is imported: before a test's
+    ``override_settings``, and out of step with the batch size ``pipeline`` reads from the
+    settings when it enqueues. A rate set by ``celery control rate_limit`` holds in that
+    worker over the settings until it restarts (``0`` lifts the limit); setting ``None``
+    goes back to the settings. A worker picks up a changed ``NOTIFICATION_RATE_LIMITS``
+    when it restarts, as it does any other setting.
+    """
+
+    #: The channel queue whose limit applies (``channels.send_batching``); set per task.
+    channel_queue: str = ""
+    _rate_limit_override: str | None = None
+
+    @property
+    def rate_limit(self) -> str | None:
+        """The Celery rate limit in effect (``"1/s"``), or ``None`` for no limit."""
+        if self._rate_limit_override is not None:
+            return self._rate_limit_override
+        return channels.send_batching(self.channel_queue)[1]
+
+    @rate_limit.setter
+    def rate_limit(self, value: str | None) -> None:
+        self._rate_limit_override = value
+
+
 def _send(notification_ids: Sequence[int] | int) -> dict[str, int]:
     ids = [notification_ids] if isinstance(notification_ids, int) else notification_ids
     return dict(pipeline.notifications_send(ids))
 
 
-@shared_task(name="events.send_sms", rate_limit=channels.send_batching("sms")[1], **_SEND_OPTIONS)
+@shared_task(name="events.send_sms", base=SendTask, channel_queue="sms", **_SEND_OPTIONS)
 def send_sms(notification_ids: Sequence[int] | int) -> dict[str, int]:
     """Send SMS notifications; returns how many ended each way (``notifications_send``)."""
     return _send(notification_ids)
 
 
-@shared_task(
-    name="events.send_voice", rate_limit=channels.send_batching("voice")[1], **_SEND_OPTIONS
-)
+@shared_task(name="events.send_voice", base=SendTask, channel_queue="voice", **_SEND_OPTIONS)
 def send_voice(notification_ids: Sequence[int] | int) -> dict[str, int]:
     """Place notice calls; returns how many ended each way."""
     return _send(notification_ids)
 
 
-@shared_task(
-    name="events.send_pager", rate_limit=channels.send_batching("pager")[1], **_SEND_OPTIONS
-)
+@shared_task(name="events.send_pager", base=SendTask, channel_queue="pager", **_SEND_OPTIONS)
 def send_pager(notification_ids: Sequence[int] | int) -> dict[str, int]:
     """Send pages (WCTP and SNPP share a queue); returns how many ended each way."""
     return _send(notification_ids)
 
 
-@shared_task(
-    name="events.send_email", rate_limit=channels.send_batching("email")[1], **_SEND_OPTIONS
-)
+@shared_task(name="events.send_email", base=SendTask, channel_queue="email", **_SEND_OPTIONS)
 def send_email(notification_ids: Sequence[int] | int) -> dict[str, int]:
     """Send notice emails; returns how many ended each way."""
     return _send(notification_ids)
 
 
-@shared_task(
-    name="events.send_webhook", rate_limit=channels.send_batching("webhook")[1], **_SEND_OPTIONS
-)
+@shared_task(name="events.send_webhook", base=SendTask, channel_queue="webhook", **_SEND_OPTIONS)
 def send_webhook(notification_ids: Sequence[int] | int) -> dict[str, int]:
     """Post notices to participants' webhooks; returns how many ended each way."""
     return _send(notification_ids)
 
 
-@shared_task(
-    name="events.send_sandbox", rate_limit=channels.send_batching("sandbox")[1], **_SEND_OPTIONS
-)
+@shared_task(name="events.send_sandbox", base=SendTask, channel_queue="sandbox", **_SEND_OPTIONS)
 def send_sandbox(notification_ids: Sequence[int] | int) -> dict[str, int]:
     """Put notices in the sandbox outbox; returns how many ended each way."""
     return _send(notification_ids)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
+from celery.worker import control
+from celery.worker.consumer.consumer import Consumer
+from django.test import override_settings
 
+from dr_platform.celery import app
+from events import tasks
 from events.channels import (
     QUEUE,
     RATE_LIMIT,
@@ -77,3 +83,41 @@ def test_a_rate_limit_for_an_unknown_channel_is_refused(settings) -> None:
     settings.NOTIFICATION_RATE_LIMITS = {"fax": "1/s"}
     with pytest.raises(ImproperlyConfigured, match="fax"):
         rate_limit("sms")
+
+
+class _WorkerBuckets:
+    """The part of a Celery worker's consumer that makes a token bucket of each task's
+    ``rate_limit`` (Celery's own code), without a broker."""
+
+    bucket_for_task = Consumer.bucket_for_task
+    reset_rate_limits = Consumer.reset_rate_limits
+
+    def __init__(self) -> None:
+        self.app, self.task_buckets = app, {}
+        self.reset_rate_limits()
+
+
+def test_a_worker_limits_each_send_task_by_the_settings_in_effect_when_it_starts() -> None:
+    assert tasks.SEND_TASKS  # the send tasks are registered
+    with override_settings(NOTIFICATION_RATE_LIMITS={}):
+        buckets = _WorkerBuckets().task_buckets
+    assert buckets["events.send_sms"].fill_rate == 1.0
+    assert buckets["events.send_sandbox"] is None
+    with override_settings(NOTIFICATION_RATE_LIMITS={"sms": "30/m", "sandbox": "5/s"}):
+        buckets = _WorkerBuckets().task_buckets
+    assert buckets["events.send_sms"].fill_rate == 0.5  # one text every two seconds
+    assert buckets["events.send_sandbox"].fill_rate == 1.0  # five per task, a task a second
+
+
+def test_a_rate_set_by_celery_control_holds_over_the_settings_until_cleared() -> None:
+    worker = _WorkerBuckets()
+    state = SimpleNamespace(app=app, consumer=worker)
+    try:
+        assert "ok" in control.rate_limit(state, "events.send_email", "2/s")
+        with override_settings(NOTIFICATION_RATE_LIMITS={"email": "50/s"}):
+            worker.reset_rate_limits()
+            assert worker.task_buckets["events.send_email"].fill_rate == 2.0
+    finally:
+        app.tasks["events.send_email"].rate_limit = None  # back to the settings
+    with override_settings(NOTIFICATION_RATE_LIMITS={"email": "50/s"}):
+        assert app.tasks["events.send_email"].rate_limit == "1/s"  # 50 per task
