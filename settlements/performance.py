@@ -322,10 +322,13 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
     )
     site_ids = {p.enrollment.site_id for p in participations}
     site_meters: dict[int, list[int]] = defaultdict(list)
-    for meter_id, site_id in Meter.objects.filter(site_id__in=site_ids).values_list(
-        "pk", "site_id"
+    # A site's readings come per interval of its longest meter (see site_readings).
+    site_minutes: dict[int, int] = {}
+    for meter_id, site_id, minutes in Meter.objects.filter(site_id__in=site_ids).values_list(
+        "pk", "site_id", "interval_minutes"
     ):
         site_meters[site_id].append(meter_id)
+        site_minutes[site_id] = max(minutes, site_minutes.get(site_id, 0))
     start, end = reading_window(event, int(spec.lookback_days))
     readings = site_readings(site_meters, start, end)
     excluded = _excluded_dates(event, site_ids, zone)
@@ -409,7 +412,11 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
         utc, kwh = site_arrays(site_id)
         if utc.size:
             first, stop = np.searchsorted(utc, day_bounds)
-            minutes = baseline.interval_minutes if isinstance(baseline, BaselineResult) else 15
+            minutes = (
+                baseline.interval_minutes
+                if isinstance(baseline, BaselineResult)
+                else site_minutes[site_id]
+            )
             row.day_actual = [
                 [at, round(value * 60 / minutes, 4)]
                 for at, value in zip(iso.of(utc[first:stop]), kwh[first:stop].tolist(), strict=True)

@@ -336,3 +336,23 @@ def test_a_site_interval_missing_one_meter_s_reading_is_missing_not_a_reduction(
     assert performance.reduction_kwh == pytest.approx(70.0)
     assert performance.max_reduction_kw == pytest.approx(40.0)
     assert any(flag["code"] == "missing_event_intervals" for flag in performance.flags)
+
+
+def test_an_hourly_site_without_a_baseline_shows_its_load_in_kw(db):
+    # Too little history for a baseline; the page still charts the event day's load. Hourly
+    # readings of 100 kWh are 100 kW (kW = kWh x 60 / 60), not 400 kW.
+    program = ProgramFactory(baseline_preset="caiso_10_of_10")
+    site = SiteFactory()
+    meter = MeterFactory(site=site, interval_minutes=60)
+    enrollment = EnrollmentFactory(site=site, program=program)
+    start = dt.datetime.combine(EVENT_DAY, dt.time(), ZONE)
+    MeterReading.objects.bulk_create(
+        MeterReading(meter=meter, interval_start=start + dt.timedelta(hours=hour), kwh=100.0)
+        for hour in range(24)
+    )
+    participation = _event(program, enrollment, EVENT_DAY)
+    performance_compute_event(event=participation.event)
+    performance = EventPerformance.objects.get(participation=participation)
+    assert performance.status == "insufficient_data"
+    assert len(performance.day_actual) == 24
+    assert {kw for _, kw in performance.day_actual} == {100.0}
