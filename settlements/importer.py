@@ -21,8 +21,9 @@ Memory stays bounded whatever the file size: one parsed chunk at a time, capped 
 lists, and one bit-per-interval coverage array per meter for the gap report.
 
 Times: readings are keyed by UTC interval start. The wall-clock formats (utility, wide) are
-read in the import's ``time_zone``: the one given, else the chosen meter's program zone,
-else the only program zone in use, else ``settings.TIME_ZONE``.
+read in the import's ``time_zone``: the one given, else the program zone of the chosen meter
+(of a utility download: of its account's meter), else the only program zone in use, else
+``settings.TIME_ZONE``.
 """
 
 from __future__ import annotations
@@ -516,17 +517,19 @@ class _Importer:
             detected = record.requested_format or detect_format(head)
         except UnknownFormatError as error:
             raise ImportRefused(str(error), code="unknown_format") from None
-        chosen = self._chosen_meter()
-        zone = record.time_zone or (chosen.time_zone if chosen else default_time_zone())
-        meter_ref = chosen.meter_id if chosen else None
-        if detected == UTILITY and chosen is None:
-            meter_ref = self._utility_meter_ref(head)
+        chosen = owner = self._chosen_meter()
+        if detected == UTILITY and owner is None:
+            # The account's meter owns the file as a meter chosen at upload would: its
+            # program's zone is the zone of the file's wall clock.
+            account_meter = Meter.objects.filter(meter_id=self._utility_meter_ref(head))
+            owner = next(iter(self._meter_facts(account_meter).values()))
+        zone = record.time_zone or (owner.time_zone if owner else default_time_zone())
         try:
             parsed = parse(
                 stream,
                 format=detected,
                 tz=zone,
-                meter_ref=meter_ref,
+                meter_ref=owner.meter_id if owner else None,
                 interval_minutes=chosen.interval_minutes if chosen else None,
             )
         except (UnknownFormatError, ValueError) as error:

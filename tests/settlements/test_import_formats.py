@@ -280,3 +280,22 @@ def test_green_button_exported_energy_is_rejected_on_a_meter_without_net_meterin
     assert record.status == "rejected"
     assert {code for _, code in codes(record)} == {"received_energy"}
     assert MeterReading.objects.count() == 0
+
+
+def test_a_utility_download_is_read_in_its_accounts_program_zone():
+    # Two program zones are in use, so there is no single default: the file matched by its
+    # account number belongs to a Los Angeles program's meter, and its wall clock is Los
+    # Angeles time. 2026-07-01 00:00 PDT is 07:00Z (not 04:00Z, New York's midnight).
+    ProgramFactory(time_zone=NY)
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    meter = MeterFactory(interval_minutes=60, site__service_account_number="5550001")
+    EnrollmentFactory(site=meter.site, program=program)
+    text = (
+        "Account Number,5550001\n\nTYPE,DATE,START TIME,END TIME,USAGE,UNITS,COST,NOTES\n"
+        + _utility_day("2026-07-01", list(range(24)), 1.0)
+    )
+    record = import_text(text)
+    assert record.status == "succeeded", (record.message, codes(record))
+    assert record.time_zone == "America/Los_Angeles"
+    first = MeterReading.objects.filter(meter=meter).order_by("interval_start").first()
+    assert first.interval_start == dt.datetime(2026, 7, 1, 7, 0, tzinfo=dt.UTC)
