@@ -59,7 +59,7 @@ from settlements.meterdata import (
     find_gaps,
     parse,
 )
-from settlements.meterdata.detect import GREENBUTTON, UTILITY
+from settlements.meterdata.detect import GREENBUTTON, UTILITY, WIDE
 from settlements.meterdata.values import aligned
 from settlements.models import ImportProblem, MeterDataImport, MeterReading, ReadingRevision
 from settlements.selectors import default_time_zone, meter_time_zones
@@ -97,6 +97,7 @@ UNSUPPORTED_DIRECTION = "unsupported_direction"
 QUALITY_TOO_LONG = "quality_too_long"
 DUPLICATE_INTERVAL = "duplicate_interval"
 CONFLICTING_READING = "conflicting_reading"
+ZONE_MISMATCH = "zone_mismatch"
 
 #: Parser problems that do not reject the file: the rows are kept (a short or long day) or
 #: the data is not electricity (a gas series in a combined download).
@@ -128,6 +129,7 @@ class MeterFacts:
     records_net_energy: bool
     peak_kw: float  # the site's peak demand; 0 when unknown (nothing is flagged then)
     time_zone: str
+    zone_known: bool  # time_zone is the meter's program zone, not the settings default
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,10 +361,15 @@ class _Importer:
         on_progress: ProgressCallback | None,
         *,
         direct: bool,
+        zone_given: bool | None = None,
     ):
         self.record = data_import
         self.on_progress = on_progress
         self.direct = direct
+        # Whether the uploader gave the zone of the file's wall clock (``_open`` fills in
+        # the record's zone when not, so a retry on the staging path is told).
+        self.zone_given = bool(data_import.time_zone) if zone_given is None else zone_given
+        self.wall_clock_zone: str | None = None  # a zone the file was read in by default
         self._copy_rows: Callable[[dict[str, np.ndarray]], None] | None = None
         self._side: Any = None  # a second connection: progress and stored-reading probes
         self._problems_seen = 0
@@ -395,7 +402,9 @@ class _Importer:
             except _FallBack as reason:
                 logger.info("import %s: staging path (%s)", self.record.pk, reason)
                 self._close_report()
-                return _Importer(self.record, self.on_progress, direct=False).run()
+                return _Importer(
+                    self.record, self.on_progress, direct=False, zone_given=self.zone_given
+                ).run()
         return self._run_staged()
 
     def _refuse(self, refusal: ImportRefused) -> None:
@@ -536,6 +545,8 @@ class _Importer:
             raise ImportRefused(str(error), code="unknown_format") from None
         record.format = parsed.format
         record.time_zone = zone
+        if parsed.format in (UTILITY, WIDE) and not self.zone_given:
+            self.wall_clock_zone = zone
         if parsed.format == GREENBUTTON:
             self.greenbutton = True
             self._map_series(parsed)
@@ -611,11 +622,17 @@ class _Importer:
                 "pk", "meter_id", "interval_minutes", "records_net_energy", "site__peak_demand_kw"
             )
         )
-        zones = meter_time_zones([row[0] for row in rows])
+        pks = [row[0] for row in rows]
+        zones = meter_time_zones(pks)
+        enrolled = set(
+            Meter.objects.filter(pk__in=pks, site__enrollments__isnull=False).values_list(
+                "pk", flat=True
+            )
+        )
         facts = {}
         for pk, meter_id, minutes, net, peak in rows:
             facts[pk] = MeterFacts(
-                pk, meter_id, int(minutes), bool(net), float(peak or 0), zones[pk]
+                pk, meter_id, int(minutes), bool(net), float(peak or 0), zones[pk], pk in enrolled
             )
             self.meter_ids[pk] = meter_id
         return facts
@@ -692,6 +709,14 @@ class _Importer:
             )
             check(OTHER_METER, unknown & exists[codes])
         check(UNKNOWN_METER, unknown)
+        if self.wall_clock_zone is not None:
+            # Wall-clock times read in a default zone are another instant for a meter whose
+            # program keeps another zone's time: refuse them rather than shift them.
+            other_zone = np.array(
+                [f is not None and f.zone_known and f.time_zone != self.wall_clock_zone
+                 for f in resolved] + [False]
+            )  # fmt: skip
+            check(ZONE_MISMATCH, other_zone[codes])
         check(INTERVAL_MISMATCH, minutes != meter_minutes)
         check(MISALIGNED_FOR_METER, ~self._aligned(start_ns, meter_minutes, codes, resolved))
         check(INVALID_KWH, ~np.isfinite(kwh))
@@ -876,7 +901,13 @@ class _Importer:
             ref = str(refs[i])
             meter = facts.meter_id if facts else self.series_labels.get(ref, ref)
             message = _row_message(
-                code, meter, facts, int(minutes[i]), float(kwh[i]), str(quality[i])
+                code,
+                meter,
+                facts,
+                int(minutes[i]),
+                float(kwh[i]),
+                str(quality[i]),
+                self.wall_clock_zone or "",
             )
             self._error(int(line[i]), code, message, meter, int(start_ns[i]), float(kwh[i]))
 
@@ -1349,13 +1380,25 @@ def _number(value: float | None) -> str:
 
 
 def _row_message(
-    code: str, meter: str, facts: MeterFacts | None, minutes: int, kwh: float, quality: str
+    code: str,
+    meter: str,
+    facts: MeterFacts | None,
+    minutes: int,
+    kwh: float,
+    quality: str,
+    zone: str = "",
 ) -> str:
     if code == UNKNOWN_METER:
         return f"{meter!r} matches no registered meter"
     if code == OTHER_METER:
         return f"row for meter {meter!r}, but this import was for another meter"
     assert facts is not None
+    if code == ZONE_MISMATCH:
+        return (
+            f"meter {meter}'s program keeps {facts.time_zone} time, but no time zone was given "
+            f"and the file's wall-clock times were read as {zone}: import it again giving its "
+            "time zone"
+        )
     if code == INTERVAL_MISMATCH:
         return (
             f"{minutes}-minute interval, but meter {meter} records "

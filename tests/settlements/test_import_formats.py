@@ -299,3 +299,27 @@ def test_a_utility_download_is_read_in_its_accounts_program_zone():
     assert record.time_zone == "America/Los_Angeles"
     first = MeterReading.objects.filter(meter=meter).order_by("interval_start").first()
     assert first.interval_start == dt.datetime(2026, 7, 1, 7, 0, tzinfo=dt.UTC)
+
+
+def test_a_wide_file_is_not_read_in_another_zone_than_its_meters_program():
+    # Programs in two zones, no zone given and no meter chosen: the file would be read in
+    # settings.TIME_ZONE (New York) while its meter's program runs on Los Angeles time,
+    # storing every reading three hours off. The rows are refused, saying so; given the
+    # zone, the same file lands at the right instants (00:00 PDT = 07:00Z).
+    ProgramFactory(time_zone=NY)
+    program = ProgramFactory(time_zone="America/Los_Angeles")
+    meter = MeterFactory(meter_id="M-LA")
+    EnrollmentFactory(site=meter.site, program=program)
+    text = _wide_file([("M-LA", "2026-07-01", ["0.25"] * 96 + [""] * 4)])
+
+    record = import_text(text)
+    assert record.status == "rejected"
+    assert codes(record)[0] == (2, "zone_mismatch")
+    problem = record.problems.order_by("line").first()
+    assert "America/Los_Angeles" in problem.message and NY in problem.message
+    assert MeterReading.objects.count() == 0
+
+    record = import_text(text, time_zone="America/Los_Angeles")
+    assert record.status == "succeeded", (record.message, codes(record))
+    first = MeterReading.objects.filter(meter=meter).order_by("interval_start").first()
+    assert first.interval_start == dt.datetime(2026, 7, 1, 7, 0, tzinfo=dt.UTC)
