@@ -1,9 +1,10 @@
 """The demo channel: every message lands in an outbox instead of leaving the machine.
 
-The transport does no I/O itself. It hands the message to an outbox hook -- passed to the
-constructor, or registered once at startup with :func:`register_outbox` (the events app
-registers one that stores the message for the outbox page). Without either, messages go
-to the in-memory :data:`memory_outbox`, which is what tests read.
+The transport does no I/O itself. It hands the messages to an outbox hook -- passed to
+the constructor, or registered once at startup with :func:`register_outbox` (the events app
+passes one that stores them for the outbox page). Without either, messages go to the
+in-memory :data:`memory_outbox`, which is what tests read. A send task's batch reaches the
+hook in one call, so a hook that writes to a database can do it in one statement.
 """
 
 from __future__ import annotations
@@ -11,22 +12,24 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Self
 
 from .base import DeliveryReceipt, OutboundMessage, ReceiptStatus, Transport, TransportError
 
-#: Stores one message under its fake provider reference.
-OutboxHook = Callable[[OutboundMessage, str], None]
-
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
-    """One message kept by :class:`MemoryOutbox`."""
+    """One message handed to an outbox, under its fake provider reference."""
 
     reference: str
     message: OutboundMessage
+
+
+#: Stores a batch of messages (one or a send task's whole batch), all or none: raising
+#: means none was stored.
+OutboxHook = Callable[[Sequence[OutboxEntry]], None]
 
 
 class MemoryOutbox:
@@ -36,9 +39,9 @@ class MemoryOutbox:
         self._entries: deque[OutboxEntry] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
 
-    def __call__(self, message: OutboundMessage, reference: str) -> None:
+    def __call__(self, entries: Sequence[OutboxEntry]) -> None:
         with self._lock:
-            self._entries.append(OutboxEntry(reference, message))
+            self._entries.extend(entries)
 
     @property
     def entries(self) -> list[OutboxEntry]:
@@ -90,14 +93,38 @@ class SandboxTransport(Transport):
         ``TransportError`` (transient) when the hook fails, so the sandbox exercises the
         same retry path as the real channels.
         """
-        reference = f"sandbox-{uuid.uuid4()}"
+        [(_, answer)] = self._store([message])
+        if isinstance(answer, TransportError):
+            raise answer
+        return answer
+
+    def notify_many(
+        self, messages: Sequence[OutboundMessage], *, deadline: float
+    ) -> Iterator[list[tuple[int, DeliveryReceipt | Exception]]]:
+        """Store the whole batch with one call to the outbox hook and yield every answer
+        as one group: the receipts :meth:`notify` returns, or, when the hook failed, the
+        same transient ``TransportError`` for each message (the hook stores all or none).
+
+        Nothing waits for a provider here, so ``deadline`` holds no message back.
+        """
+        if messages:
+            yield self._store(messages)
+
+    def _store(
+        self, messages: Sequence[OutboundMessage]
+    ) -> list[tuple[int, DeliveryReceipt | Exception]]:
+        entries = [OutboxEntry(f"sandbox-{uuid.uuid4()}", message) for message in messages]
         hook = self.outbox or registered_outbox()
         try:
-            hook(message, reference)
-        except TransportError:
-            raise
-        except Exception as exc:
-            raise TransportError(f"sandbox outbox failed: {exc}") from exc
-        return DeliveryReceipt(
-            provider_reference=reference, status=ReceiptStatus.DELIVERED, detail="sandbox outbox"
-        )
+            hook(entries)
+        except TransportError as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - every message gets the error, see above
+            error = TransportError(f"sandbox outbox failed: {exc}")
+            error.__cause__ = exc  # as ``raise ... from exc`` would
+        else:
+            return [
+                (index, DeliveryReceipt(entry.reference, ReceiptStatus.DELIVERED, "sandbox outbox"))
+                for index, entry in enumerate(entries)
+            ]
+        return [(index, error) for index in range(len(entries))]

@@ -60,7 +60,7 @@ from events.channels import (
     Transport,
     TransportError,
 )
-from events.channels.sandbox import SandboxTransport
+from events.channels.sandbox import OutboxEntry, SandboxTransport
 from events.models import EscalationStep, Event, Notification, Participation
 
 logger = logging.getLogger(__name__)
@@ -91,25 +91,37 @@ QUEUED_GRACE: Final = dt.timedelta(minutes=2)
 # --- transports -----------------------------------------------------------------------
 
 
-def _outbox_hook(message: OutboundMessage, reference: str) -> None:
-    """Keep a sandbox message as an OutboxMessage (the outbox page reads these)."""
-    method = (
-        ContactMethod.objects.filter(notifications__uuid=message.notification_id)
-        .select_related("contact")
-        .first()
-    )
+def _outbox_body(message: OutboundMessage) -> str:
+    """The text with its reply links, as a participant would read it."""
     body = message.text
     if message.reply_links:
         links = "\n".join(f"{name}: {url}" for name, url in message.reply_links.items())
         if links and links not in body:
             body = f"{body}\n\n{links}"
-    OutboxMessage.objects.create(
-        kind=message.kind,
-        address=message.address,
-        subject=message.subject,
-        body=body,
-        organization_id=method.contact.organization_id if method else None,
-        reference=message.notification_id,
+    return body
+
+
+def _outbox_hook(entries: Sequence[OutboxEntry]) -> None:
+    """Keep sandbox messages as OutboxMessages (the outbox page reads these).
+
+    Two queries for a batch of any size: the organizations of the messages' contact
+    methods (by notification id; none for a message of no notification), then one insert.
+    """
+    organization_of = dict(
+        Notification.objects.filter(
+            uuid__in=[entry.message.notification_id for entry in entries]
+        ).values_list("uuid", "contact_method__contact__organization_id")
+    )
+    OutboxMessage.objects.bulk_create(
+        OutboxMessage(
+            kind=entry.message.kind,
+            address=entry.message.address,
+            subject=entry.message.subject,
+            body=_outbox_body(entry.message),
+            organization_id=organization_of.get(entry.message.notification_id),
+            reference=entry.message.notification_id,
+        )
+        for entry in entries
     )
 
 
@@ -356,10 +368,11 @@ def notifications_send(
     The batch's due rows are claimed together (``queued -> sending``, ``attempts + 1``)
     under row locks that skip rows another worker holds. Rows no longer wanted are
     cancelled; the others go to their transport's ``notify_many`` (one after the other,
-    or several in flight at once for SMS) and each answer is recorded as it comes. A
-    worker killed mid-batch leaves the rows it had not sent in ``sending`` for the
-    sweeper. Rows not yet started when the batch has run for :data:`BATCH_TIME_BUDGET`
-    go back to ``queued`` and on the broker, well inside the task's time limit.
+    several in flight at once for SMS, all in one write for the sandbox outbox) and each
+    answer is recorded as it comes. A worker killed mid-batch leaves the rows it had not
+    sent in ``sending`` for the sweeper. Rows not yet started when the batch has run for
+    :data:`BATCH_TIME_BUDGET` go back to ``queued`` and on the broker, well inside the
+    task's time limit.
 
     Returns how many ids ended each way (see :func:`notification_send`), plus
     ``"handed on"``. Never raises for a transport error.

@@ -241,6 +241,24 @@ def test_a_batch_reads_what_its_messages_need_in_three_queries(call_event, live_
     assert len(reads) == 3, reads
 
 
+def test_a_sandbox_batch_fills_the_outbox_in_as_many_queries_however_many_messages(
+    call_event, enqueued, harbor, northside
+):
+    # Sandbox mode (the tests' default): one notice per site, two to Harbor's Dana and one
+    # to Northside's Lee; each outbox row keeps the organization of its contact method.
+    event = call_event(kind="test").event
+    first, *rest = event.notifications.order_by("pk").values_list("pk", flat=True)
+    with CaptureQueriesContext(connection) as one:
+        assert pipeline.notifications_send([first], now=NOW) == {"delivered": 1}
+    with CaptureQueriesContext(connection) as two:
+        assert pipeline.notifications_send(rest, now=NOW) == {"delivered": 2}
+    assert len(two) == len(one), [q["sql"] for q in two.captured_queries]
+    stored = OutboxMessage.objects.filter(reference__in=event.notifications.values("uuid"))
+    assert sorted(stored.values_list("organization_id", flat=True)) == sorted(
+        [harbor.pk, harbor.pk, northside.pk]
+    )
+
+
 def test_the_answers_that_arrived_together_are_recorded_in_one_statement(call_event):
     rows = list(call_event().event.notifications.order_by("pk")[:3])
     Notification.objects.filter(pk__in=[r.pk for r in rows]).update(status=N.SENDING)
