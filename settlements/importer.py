@@ -349,6 +349,10 @@ class _Outcome:
     flagged_count: int = 0
 
 
+class _StoredMeanwhile(Exception):  # noqa: N818 - a signal, not an error
+    """A reading stored since the validation differs from the file's: validate again."""
+
+
 class _FallBack(Exception):
     """The direct path cannot store this file as it is: import it through the staging table
     (which says exactly which rows are at fault, or nets, or merges)."""
@@ -501,12 +505,19 @@ class _Importer:
                         and not self.outcome.error_count
                     )
                     if not optimistic or not self._merge(plain_insert=True):
-                        self._validate(check_stored=not fresh)
-                        if self._rejected():
-                            self._finish(MeterDataImport.Status.REJECTED, self._rejection_message())
-                            return record
-                        self._progress("storing")
-                        self._merge(plain_insert=False)
+                        check_stored = not fresh
+                        while True:
+                            self._validate(check_stored=check_stored)
+                            if self._rejected():
+                                self._finish(
+                                    MeterDataImport.Status.REJECTED, self._rejection_message()
+                                )
+                                return record
+                            self._progress("storing")
+                            if self._merge(plain_insert=False):
+                                break
+                            # Another import stored differing values meanwhile: report them.
+                            check_stored = True
                 finally:
                     self.stage.drop()
         except ImportRefused as refusal:
@@ -1095,7 +1106,11 @@ class _Importer:
 
         With ``plain_insert`` (nothing of the file's span is stored yet) the rows go in by a
         plain INSERT; returns False, having changed nothing, when the primary key refuses
-        one (an interval given twice). Returns True once the outcome is recorded.
+        one (an interval given twice). Otherwise the file's meters are locked against other
+        imports and, unless correcting, the stored readings checked again: returns False,
+        having changed nothing, when one stored since the validation differs from the
+        file's (``ON CONFLICT DO NOTHING`` would keep it and drop the file's value). Returns
+        True once the outcome is recorded.
         """
         readings = connection.ops.quote_name(MeterReading._meta.db_table)
         revisions = connection.ops.quote_name(ReadingRevision._meta.db_table)
@@ -1113,6 +1128,13 @@ class _Importer:
         try:
             with transaction.atomic():
                 with connection.cursor() as cursor:
+                    if not plain_insert:
+                        self._lock_staged_meters(cursor)
+                    if not plain_insert and not self.record.correction:
+                        # (With parameters, even none: SQLite's start_sql escapes its "%".)
+                        cursor.execute(f"SELECT 1 {self._conflict_sql(differs)} LIMIT 1", [])  # noqa: S608
+                        if cursor.fetchone() is not None:
+                            raise _StoredMeanwhile
                     if self.record.correction:
                         cursor.execute(
                             f"INSERT INTO {revisions} (meter_id, interval_start, old_kwh, "
@@ -1149,6 +1171,8 @@ class _Importer:
                     replaced=replaced,
                     unchanged=unchanged,
                 )
+        except _StoredMeanwhile:
+            return False
         except IntegrityError:
             # Another import of the same file succeeded while this one ran.
             original = (
@@ -1166,6 +1190,19 @@ class _Importer:
                 f"This file was imported already (import #{original.pk}); nothing was changed.",
             )
         return True
+
+    def _lock_staged_meters(self, cursor: Any) -> None:
+        """PostgreSQL: lock the staged meters' rows until the merge commits. Another import
+        writing readings of one of them waits (its foreign key check, or the direct path's
+        FOR KEY SHARE, conflicts with FOR UPDATE), so the conflict check and the insert see
+        the same stored readings."""
+        if connection.vendor != "postgresql":
+            return
+        meters = connection.ops.quote_name(Meter._meta.db_table)
+        cursor.execute(
+            f"SELECT id FROM {meters} WHERE id IN "  # noqa: S608
+            f"(SELECT DISTINCT meter_id FROM {self.stage.name}) ORDER BY id FOR UPDATE"
+        )
 
     def _fresh(self) -> bool:
         """True when no staged interval can already be stored (a plain INSERT is enough)."""

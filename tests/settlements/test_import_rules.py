@@ -319,3 +319,29 @@ def test_the_header_only_file_succeeds_with_nothing_to_store(meter):
     record = import_text(CANONICAL_HEADER)
     assert record.status == "succeeded"
     assert record.rows_accepted == 0
+
+
+def test_a_reading_stored_by_another_import_meanwhile_is_still_a_conflict(meter, monkeypatch):
+    # Between this import's validation and its merge, another import stores meter M1's
+    # T1 as 5 kWh; this file says 2 kWh. The merge must not keep 5 kWh and call the file's
+    # row "unchanged": it is a conflict, and the file is rejected as if it had been there.
+    from settlements import importer
+
+    assert import_text(canonical([("M1", T0, 1)])).status == "succeeded"
+    validate = importer._Importer._validate
+    calls = []
+
+    def validate_then_race(self, *, check_stored):
+        validate(self, check_stored=check_stored)
+        if not calls:
+            MeterReading.objects.create(
+                meter=meter, interval_start=dt.datetime(2026, 1, 1, 0, 15, tzinfo=dt.UTC), kwh=5
+            )
+        calls.append(check_stored)
+
+    monkeypatch.setattr(importer._Importer, "_validate", validate_then_race)
+    record = import_text(canonical([("M1", T0, 1), ("M1", T1, 2)]))
+    assert record.status == "rejected"
+    assert codes(record) == [(3, "conflicting_reading")]
+    assert "stored as 5 kWh" in record.problems.get().message
+    assert stored(meter) == [("2026-01-01T00:00Z", 1.0), ("2026-01-01T00:15Z", 5.0)]
