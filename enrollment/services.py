@@ -538,6 +538,20 @@ def _enrollment_is_active(project: EnablementProject, *, lock: bool = False) -> 
     return enrollments.exists()
 
 
+def _served_through(project: EnablementProject, day: dt.date) -> bool:
+    """Whether the site's enrollment in the project's program was active by ``day`` and
+    ended (withdrawn or terminated) on ``day`` or later, in the program's zone."""
+    ended = Enrollment.objects.filter(
+        site_id=project.site_id,
+        program_id=project.program_id,
+        status__in=(S.WITHDRAWN, S.TERMINATED),
+        active_from__lte=day,
+        ended_at__isnull=False,
+    ).values_list("ended_at", flat=True)
+    zone = project.program.zone
+    return any(timezone.localtime(ended_at, zone).date() >= day for ended_at in ended)
+
+
 def _held_installments(project: EnablementProject) -> QuerySet[EnablementInstallment]:
     """Pending installments whose trigger the project has reached: held until the site's
     enrollment is active."""
@@ -620,20 +634,24 @@ def enablement_season_review(
     Each becomes due on ``season_end`` when ``performance_ratio`` reaches its threshold,
     otherwise it is forfeited. Returns the installments it changed.
 
-    Like every installment, a season share falls due only while the site's enrollment in
-    the program is active. While it is not (suspended, or approved but not yet active) the
-    review is refused with a ValidationError and changes nothing, forfeits included: the
-    shares stay pending, and the season is reviewed again once the enrollment is active
-    (reactivation does not settle it by itself, since only the review knows the ratio).
-    An enrollment that leaves instead has its pending shares cancelled by the clawback
-    (:func:`enablement_clawback`).
+    Like every installment, a season share falls due only for an enrollment that serves:
+    the site's enrollment in the program is active, or it ended (withdrawn or terminated)
+    on or after ``season_end`` in the program's zone, having served the whole season (the
+    review often comes after a term that ends with the season; leaving earlier cancels
+    the pending shares through the clawback, :func:`enablement_clawback`). Otherwise
+    (suspended, approved but not yet active) the review is refused with a ValidationError
+    and changes nothing, forfeits included: the shares stay pending, and the season is
+    reviewed again once the enrollment is active (reactivation does not settle it by
+    itself, since only the review knows the ratio).
     """
     changed = []
     pending = project.installments.filter(
         status=EnablementInstallment.Status.PENDING, trigger="season_performance"
     )
     with transaction.atomic():
-        if not _enrollment_is_active(project, lock=True):
+        if not _enrollment_is_active(project, lock=True) and not _served_through(
+            project, season_end
+        ):
             raise ValidationError(
                 "The site's enrollment is not active, so its season share cannot fall due; "
                 "review the season again once the enrollment is active."

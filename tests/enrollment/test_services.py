@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -515,6 +516,59 @@ def test_a_suspended_enrollments_season_share_falls_due_only_once_it_is_active_a
     assert (due.pk, due.status, due.due_date) == (season_share.pk, "due", dt.date(2026, 9, 30))
     payable = selectors.payable_installments(**september)
     assert [(item.sequence, item.amount) for item in payable] == [(2, Decimal("10000.00"))]
+
+
+def test_a_season_review_after_a_term_that_ended_with_the_season_still_pays(
+    manager, participant_a, organization_a
+):
+    # The term and the season end on 2026-09-30; the enrollment ends on that day (after its
+    # commitment, so nothing is clawed back) and the season is reviewed in October.
+    program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))
+    site = SiteFactory(organization=organization_a)
+    enrollment = EnrollmentFactory(
+        site=site, program=program, active_from=dt.date(2025, 10, 1),
+        commitment_ends=dt.date(2026, 9, 30),
+    )  # fmt: skip
+    project = _verified_project(manager, site, program)
+    last_day = dt.datetime.combine(dt.date(2026, 9, 30), dt.time(17), program.zone)
+    with mock.patch("django.utils.timezone.now", return_value=last_day):
+        services.enrollment_transition(
+            enrollment=enrollment, to_status="withdrawn", by=participant_a
+        )
+    assert not project.installments.filter(kind=EnablementInstallment.Kind.CLAWBACK).exists()
+
+    [due] = services.enablement_season_review(
+        project=project, performance_ratio=Decimal("0.85"), season_end=dt.date(2026, 9, 30)
+    )
+
+    assert (due.amount, due.status, due.due_date) == (
+        Decimal("10000.00"), "due", dt.date(2026, 9, 30),
+    )  # fmt: skip
+
+
+def test_a_season_review_of_an_enrollment_that_ended_before_the_season_did_is_refused(
+    manager, participant_a, organization_a
+):
+    # The commitment ended on 2026-08-31 (nothing clawed back), the enrollment on
+    # 2026-09-15: it did not serve the season that ends on 2026-09-30.
+    program = ProgramFactory(enablement_cost_share=Decimal("0.5"), enablement_cap=Decimal("50000"))
+    site = SiteFactory(organization=organization_a)
+    enrollment = EnrollmentFactory(
+        site=site, program=program, active_from=dt.date(2025, 9, 1),
+        commitment_ends=dt.date(2026, 8, 31),
+    )  # fmt: skip
+    project = _verified_project(manager, site, program)
+    left = dt.datetime.combine(dt.date(2026, 9, 15), dt.time(9), program.zone)
+    with mock.patch("django.utils.timezone.now", return_value=left):
+        services.enrollment_transition(
+            enrollment=enrollment, to_status="withdrawn", by=participant_a
+        )
+
+    with pytest.raises(ValidationError, match="not active"):
+        services.enablement_season_review(
+            project=project, performance_ratio=Decimal("0.85"), season_end=dt.date(2026, 9, 30)
+        )
+    assert project.installments.get(sequence=2).status == "pending"
 
 
 def test_a_season_review_of_a_site_without_an_active_enrollment_changes_nothing(manager):
