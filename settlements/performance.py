@@ -336,13 +336,22 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
     event_start = pd.Timestamp(event.starts_at).tz_convert(zone)
     event_end = pd.Timestamp(event.ends_at).tz_convert(zone)
     batch = ReadingsBatch.from_frame(readings) if len(readings) else None
+    unmeasurable = (
+        _unmeasurable(batch, site_minutes, event_start, event_end) if batch is not None else {}
+    )
+    # The baseline library refuses an event window off a site's interval grid (for the
+    # whole batch): such sites are stored with the reason and the others measured.
+    measured = batch
+    if unmeasurable:
+        kept = readings[~readings["site"].isin(list(unmeasurable))]
+        measured = ReadingsBatch.from_frame(kept) if len(kept) else None
     baselines = (
-        compute_many(batch, event_start, event_end, spec, tz=program.time_zone,
+        compute_many(measured, event_start, event_end, spec, tz=program.time_zone,
                      excluded_dates_by_site=excluded, holidays=holidays)
-        if batch is not None
+        if measured is not None
         else {}
     )  # fmt: skip
-    performances = measure_many(baselines, batch, event_start, event_end) if baselines else {}
+    performances = measure_many(baselines, measured, event_start, event_end) if baselines else {}
     day_start = pd.Timestamp(dt.datetime.combine(event_start.date(), dt.time(), zone))
     day_bounds = np.array([day_start.value, (day_start + pd.Timedelta(days=1)).value])
     current = {
@@ -387,12 +396,12 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
         gaming_flags_many(
             {p.enrollment.site_id: baselines[p.enrollment.site_id] for p, _, _ in changed
              if p.enrollment.site_id in baselines},
-            batch, tz=program.time_zone, event_start=event_start, event_end=event_end,
+            measured, tz=program.time_zone, event_start=event_start, event_end=event_end,
             # The site's usual load is that of its ordinary days: its curtailed event days
             # would pull the reference down and hide an inflated baseline day.
             excluded_dates_by_site=excluded, holidays=holidays,
         )
-        if batch is not None
+        if measured is not None
         else {}
     )  # fmt: skip
     iso = _IsoTimes()
@@ -423,7 +432,9 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
             ]
         if not isinstance(baseline, BaselineResult):
             row.status = EventPerformance.Status.INSUFFICIENT_DATA
-            row.message = str(baseline) if baseline is not None else "No meter readings."
+            row.message = unmeasurable.get(site_id) or (
+                str(baseline) if baseline is not None else "No meter readings."
+            )
             insufficient.append(participation.pk)
         else:
             _fill(row, baseline, performances[site_id], flags_by_site[site_id], iso)
@@ -435,6 +446,36 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
         ).update(is_current=False)
         EventPerformance.objects.bulk_create(rows)
     return PerformanceReport(tuple(created), tuple(unchanged), tuple(insufficient))
+
+
+def _unmeasurable(
+    batch: ReadingsBatch,
+    site_minutes: dict[int, int],
+    event_start: pd.Timestamp,
+    event_end: pd.Timestamp,
+) -> dict[int, str]:
+    """Sites whose event load cannot be measured interval by interval, with the reason for
+    the participant: fewer than two readings (no interval length), or an event that does
+    not start and end on the site's interval grid (its meter interval and the spacing of
+    its readings, anchored on its first reading, as the baseline library reads them)."""
+    start_ns, end_ns = int(event_start.value), int(event_end.value)
+    window = f"{event_start:%H:%M}-{event_end:%H:%M}"
+    reasons: dict[int, str] = {}
+    for at, site in enumerate(batch.keys):
+        utc = batch.utc[batch.offsets[at] : batch.offsets[at + 1]]
+        if utc.size < 2:
+            reasons[site] = "Only one meter reading around the event: nothing to measure."
+            continue
+        minutes = site_minutes[site]
+        steps = {minutes * 60_000_000_000, int(np.diff(utc).min())}
+        anchor = int(utc[0])
+        if any((start_ns - anchor) % step or (end_ns - anchor) % step for step in steps):
+            reasons[site] = (
+                f"The event ({window}) does not start and end on this site's {minutes}-minute "
+                "meter intervals, so its load cannot be compared with the baseline interval "
+                "by interval."
+            )
+    return reasons
 
 
 class _IsoTimes:

@@ -356,3 +356,49 @@ def test_an_hourly_site_without_a_baseline_shows_its_load_in_kw(db):
     assert performance.status == "insufficient_data"
     assert len(performance.day_actual) == 24
     assert {kw for _, kw in performance.day_actual} == {100.0}
+
+
+def test_an_event_off_a_site_s_meter_intervals_does_not_stop_the_other_sites(db):
+    # The event runs 14:15-16:00: on the quarter-hour grid of site A's 15-minute meter, not
+    # on the hourly grid of site B's meter. Site A is measured (100 kW baseline, 60 kW in the
+    # event: 40 kW over 7 quarter-hours, 70 kWh); site B is stored as not measurable, saying
+    # why, instead of the whole event failing.
+    program = ProgramFactory(baseline_preset="caiso_10_of_10", season_start=dt.date(2026, 5, 1))
+    site_a, site_b = SiteFactory(), SiteFactory()
+    meter_a = MeterFactory(site=site_a)
+    meter_b = MeterFactory(site=site_b, interval_minutes=60)
+    enrollment_a = EnrollmentFactory(site=site_a, program=program)
+    enrollment_b = EnrollmentFactory(site=site_b, program=program)
+    days = [dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(46)]
+    start, end = dt.time(14, 15), EVENT_END
+
+    def kw(at: dt.datetime) -> float:
+        return 60.0 if at.date() == EVENT_DAY and start <= at.time() < end else 100.0
+
+    _store(meter_a, days, kw)
+    first = dt.datetime.combine(days[0], dt.time(), ZONE)
+    MeterReading.objects.bulk_create(
+        MeterReading(meter=meter_b, interval_start=first + dt.timedelta(hours=hour), kwh=100.0)
+        for hour in range(24 * len(days))
+    )
+    event = Event.objects.create(
+        program=program,
+        kind=Event.Kind.EMERGENCY,
+        status=Event.Status.COMPLETED,
+        starts_at=dt.datetime.combine(EVENT_DAY, start, ZONE),
+        ends_at=dt.datetime.combine(EVENT_DAY, end, ZONE),
+        created_by=staff_user("Program managers"),
+    )
+    a = Participation.objects.create(event=event, enrollment=enrollment_a, committed_kw=50)
+    b = Participation.objects.create(event=event, enrollment=enrollment_b, committed_kw=50)
+
+    report = performance_compute_event(event=event)
+
+    assert report.created == (a.pk,) and report.insufficient == (b.pk,)
+    measured = EventPerformance.objects.get(participation=a)
+    assert measured.average_reduction_kw == pytest.approx(40.0)
+    assert measured.reduction_kwh == pytest.approx(70.0)
+    unmeasured = EventPerformance.objects.get(participation=b)
+    assert unmeasured.status == "insufficient_data"
+    assert "14:15-16:00" in unmeasured.message and "60-minute" in unmeasured.message
+    assert len(unmeasured.day_actual) == 24
