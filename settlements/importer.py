@@ -596,8 +596,25 @@ class _Importer:
 
     def _map_series(self, parsed: MeterDataFile) -> None:
         """Map each Green Button series to a meter: the chosen one, or the meter whose
-        ``usage_point`` is the series' usage point href (scheme and host ignored) or title."""
+        ``usage_point`` is the series' usage point href (scheme and host ignored) or title.
+
+        Raises ImportRefused when a meter is chosen for a file of several electric usage
+        points."""
         chosen = self._chosen_meter()
+        points = {
+            series.usage_point_href: series.usage_point_title or series.usage_point_href
+            for series in parsed.series
+            if not series.skipped_reason
+        }
+        if chosen is not None and len(points) > 1:
+            # Merged into one meter, several premises' readings would read as one site's load.
+            raise ImportRefused(
+                f"This Green Button file holds {len(points)} electric usage points "
+                f"({', '.join(sorted(points.values()))}); a meter chosen at upload takes one. "
+                "Set each meter's usage point (its href or title) and import the file without "
+                "choosing a meter.",
+                code="several_usage_points",
+            )
         wanted: set[str] = set()
         for series in parsed.series:
             wanted.update(

@@ -323,3 +323,56 @@ def test_a_wide_file_is_not_read_in_another_zone_than_its_meters_program():
     assert record.status == "succeeded", (record.message, codes(record))
     first = MeterReading.objects.filter(meter=meter).order_by("interval_start").first()
     assert first.interval_start == dt.datetime(2026, 7, 1, 7, 0, tzinfo=dt.UTC)
+
+
+def _two_usage_points_feed() -> bytes:
+    """A Green Button feed with two usage points (two premises), each with one hour of
+    delivered energy in Wh: "North hall" on 2026-01-01, "South hall" on 2026-01-02."""
+    atom = "http://www.w3.org/2005/Atom"
+
+    def entry(self_href: str, up: str, related: list[str], title: str, content: str) -> str:
+        links = "".join(f'<link rel="related" href="{href}"/>' for href in related)
+        return (
+            f'<entry><link rel="self" href="{self_href}"/><link rel="up" href="{up}"/>{links}'
+            f"<title>{title}</title><content>{content}</content></entry>"
+        )
+
+    def block(start: int) -> str:
+        return (
+            f'<IntervalBlock xmlns="{ESPI}"><IntervalReading><timePeriod><duration>3600'
+            f"</duration><start>{start}</start></timePeriod><value>1000</value>"
+            "</IntervalReading></IntervalBlock>"
+        )
+
+    reading_type = (
+        f'<ReadingType xmlns="{ESPI}"><flowDirection>1</flowDirection><intervalLength>3600'
+        "</intervalLength><powerOfTenMultiplier>0</powerOfTenMultiplier><uom>72</uom>"
+        "</ReadingType>"
+    )
+    entries = [entry("RT/1", "RT", [], "", reading_type)]
+    premises = [("UP/1", "North hall", 1_767_225_600), ("UP/2", "South hall", 1_767_312_000)]
+    for point, title, start in premises:
+        entries += [
+            entry(point, "UP", [f"{point}/MR"], title, f'<UsagePoint xmlns="{ESPI}"/>'),
+            entry(
+                f"{point}/MR/1", f"{point}/MR", [f"{point}/MR/1/IB", "RT/1"], "", "<MeterReading/>"
+            ),
+            entry(f"{point}/MR/1/IB/1", f"{point}/MR/1/IB", [], "", block(start)),
+        ]
+    return (f'<?xml version="1.0"?>\n<feed xmlns="{atom}">' + "".join(entries) + "</feed>").encode()
+
+
+def test_a_meter_chosen_for_a_green_button_file_of_several_usage_points_is_refused():
+    # One meter cannot take two premises' readings: merged, they would read as one site's
+    # load. The file is refused naming the usage points; nothing is stored.
+    meter = MeterFactory(interval_minutes=60)
+    record = import_bytes(_two_usage_points_feed(), name="two.xml", meter=meter)
+    assert record.status == "rejected"
+    assert "North hall" in record.message and "South hall" in record.message
+    assert MeterReading.objects.count() == 0
+    # Mapped by usage point, each premise goes to its own meter.
+    north = MeterFactory(interval_minutes=60, usage_point="North hall")
+    south = MeterFactory(interval_minutes=60, usage_point="South hall")
+    record = import_bytes(_two_usage_points_feed(), name="two.xml")
+    assert record.status == "succeeded", (record.message, codes(record))
+    assert (_total(north), _total(south)) == (pytest.approx(1.0), pytest.approx(1.0))
