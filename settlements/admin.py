@@ -414,6 +414,9 @@ def _link(url: str, text: str) -> str:
 
 @admin.register(SettlementRun)
 class SettlementRunAdmin(ReadOnlyAdmin):
+    """Every run, discarded ones included (the record of who discarded a version, when and
+    why): read only, like every settlement record here."""
+
     list_display = [
         "program",
         "period_kind",
@@ -449,6 +452,9 @@ class SettlementRunAdmin(ReadOnlyAdmin):
         "approved_by",
         "approved_at",
         "exported_at",
+        "discarded_by",
+        "discarded_at",
+        "discard_reason",
     ]
     readonly_fields = fields
 

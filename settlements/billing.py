@@ -31,6 +31,7 @@ from settlements.models import BillingExport, SettlementLine, SettlementRun
 from settlements.runs.access import require_settlement_staff
 from settlements.runs.errors import SettlementError
 from settlements.runs.parties import BilledParties, billed_parties
+from settlements.runs.services import discarded_refusal
 
 CURRENCY = "USD"
 
@@ -186,11 +187,20 @@ def billing_export_create(*, run: SettlementRun, by: AbstractBaseUser) -> Billin
     run becomes ``exported``; a superseded one stays superseded. ``exported_at`` is the
     first export's time. Exporting again records another export of byte-identical
     content. Raises ``PermissionDenied`` unless ``by`` is Billing or Program managers,
-    and ``SettlementError`` for a run that is not approved yet (draft or calculated).
+    and ``SettlementError`` for a run that is not approved yet (draft or calculated) or
+    was discarded (kept on record, or gone).
     """
     require_settlement_staff(by)
     with transaction.atomic():
-        run = SettlementRun.objects.select_for_update().select_related("program").get(pk=run.pk)
+        held = (
+            SettlementRun.objects.select_for_update()
+            .select_related("program")
+            .filter(pk=run.pk)
+            .first()
+        )
+        if held is None or held.status == SettlementRun.Status.DISCARDED:
+            raise discarded_refusal(run.pk, held)
+        run = held
         if run.status not in EXPORTABLE:
             raise SettlementError(
                 f"Run {run.pk} is {run.status}; only approved runs are exported to billing."

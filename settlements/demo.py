@@ -392,7 +392,7 @@ def _settled_run(program: Program, month: dt.date, manager, clerk) -> Settlement
         SettlementRun.objects.filter(
             program=program, period_kind=SettlementRun.PeriodKind.MONTH, period_start=month
         )
-        .exclude(status=SettlementRun.Status.SUPERSEDED)
+        .exclude(status__in=(SettlementRun.Status.SUPERSEDED, SettlementRun.Status.DISCARDED))
         .order_by("-version")
         .first()
     )

@@ -321,11 +321,18 @@ class PaymentRuleVersion(models.Model):
 class SettlementRun(models.Model):
     """A program's settlement for a period (a month or a season), versioned.
 
-    Version 1 settles the period; a later version (a restatement after late meter data or
-    an accepted dispute) holds only the differences against the last approved version.
-    draft -> calculated -> approved -> exported; an approved version is superseded once a
-    restatement of it is approved. ``calculating``: a worker calculates the run in the
+    The first version settles the period; a later version (a restatement after late meter
+    data or an accepted dispute) holds only the differences against the last approved
+    version. draft -> calculated -> approved -> exported; an approved version is superseded
+    once a restatement of it is approved. ``calculating``: a worker calculates the run in the
     background (from draft or calculated; back to one of them when it is done or failed).
+
+    A draft or calculated version nobody will approve is ``discarded``: its lines are
+    deleted, but the row stays as the record that the version existed (who discarded it,
+    when and why), and its number is never given to another run of the period (the next
+    version is one more than the highest, discarded ones included). A discarded run is
+    never the latest version of anything: it takes no line and is not calculated,
+    approved, restated, exported or shown to participants.
     """
 
     class Status(models.TextChoices):
@@ -335,6 +342,7 @@ class SettlementRun(models.Model):
         APPROVED = "approved", "Approved"
         EXPORTED = "exported", "Exported"
         SUPERSEDED = "superseded", "Superseded"
+        DISCARDED = "discarded", "Discarded"
 
     class PeriodKind(models.TextChoices):
         MONTH = "month", "Month"
@@ -342,6 +350,10 @@ class SettlementRun(models.Model):
 
     #: Statuses whose lines never change again.
     LOCKED_STATUSES = (Status.APPROVED, Status.EXPORTED, Status.SUPERSEDED)
+    #: Statuses of runs that take no new line: locked, or discarded (a record only).
+    CLOSED_STATUSES = (*LOCKED_STATUSES, Status.DISCARDED)
+    #: The longest reason a discard may give (``discard_reason``).
+    DISCARD_REASON_MAX = 500
 
     program = models.ForeignKey(
         "enrollment.Program", on_delete=models.PROTECT, related_name="settlement_runs"
@@ -385,6 +397,13 @@ class SettlementRun(models.Model):
     calculation_sites_done = models.PositiveIntegerField(default=0)
     calculation_sites_total = models.PositiveIntegerField(default=0)
     calculation_error = models.TextField(blank=True)
+    # The record of a discarded run (status ``discarded``): who, when and why. Its
+    # ``total`` and ``line_count`` stay those of the lines it had when it was discarded.
+    discarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discard_reason = models.CharField(max_length=DISCARD_REASON_MAX, blank=True)
 
     class Meta:
         ordering = ["program", "-period_start", "-version"]
@@ -392,7 +411,16 @@ class SettlementRun(models.Model):
             models.UniqueConstraint(
                 fields=["program", "period_start", "period_end", "version"],
                 name="settlement_run_version_unique",
-            )
+            ),
+            # A discarded run is the record of who discarded it, when and why.
+            models.CheckConstraint(
+                condition=~models.Q(status="discarded")
+                | (
+                    models.Q(discarded_by__isnull=False, discarded_at__isnull=False)
+                    & ~models.Q(discard_reason="")
+                ),
+                name="settlement_run_discard_recorded",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -407,23 +435,31 @@ class SettlementRun(models.Model):
 
 
 class LockedLineError(Exception):
-    """A locked settlement line (its run was approved) was about to be changed or deleted."""
+    """A locked settlement line (its run was approved) was about to be changed or deleted,
+    or a line was about to join an approved or discarded run."""
 
 
 def _refuse_lines_of_locked_runs(run_ids: set[int]) -> None:
-    """Raise ``LockedLineError`` when one of ``run_ids`` is approved, exported or superseded:
-    its lines never change, and that includes gaining one (a restatement corrects it)."""
-    locked = (
-        SettlementRun.objects.filter(pk__in=run_ids, status__in=SettlementRun.LOCKED_STATUSES)
+    """Raise ``LockedLineError`` when one of ``run_ids`` is approved, exported or superseded
+    (its lines never change, and that includes gaining one: a restatement corrects it), or
+    discarded (a record that its version existed, with no line)."""
+    closed = (
+        SettlementRun.objects.filter(pk__in=run_ids, status__in=SettlementRun.CLOSED_STATUSES)
         .order_by("pk")
         .values_list("pk", "status")
         .first()
     )
-    if locked is not None:
+    if closed is None:
+        return
+    if closed[1] == SettlementRun.Status.DISCARDED:
         raise LockedLineError(
-            f"Settlement run {locked[0]} is {locked[1]}: its lines never change and it "
-            "takes no new line; correct it with a restatement."
+            f"Settlement run {closed[0]} is discarded: it stays on record only and takes no "
+            "new line; another version of its period settles it."
         )
+    raise LockedLineError(
+        f"Settlement run {closed[0]} is {closed[1]}: its lines never change and it "
+        "takes no new line; correct it with a restatement."
+    )
 
 
 class SettlementLineQuerySet(models.QuerySet):
@@ -431,10 +467,10 @@ class SettlementLineQuerySet(models.QuerySet):
 
     ``update`` and ``delete`` raise ``LockedLineError`` when the queryset holds a locked
     line, ``bulk_update`` when one of its objects is locked, ``bulk_create`` when an
-    upsert could overwrite one or a line would join an approved run. The one bulk change
-    allowed on locked rows is ``update(locked=True)``: the approval locking its run's lines
-    (the PostgreSQL trigger lets it through too, as it only refuses rows whose *old* value
-    is locked).
+    upsert could overwrite one or a line would join an approved or discarded run. The one
+    bulk change allowed on locked rows is ``update(locked=True)``: the approval locking its
+    run's lines (the PostgreSQL trigger lets it through too, as it only refuses rows whose
+    *old* value is locked).
     """
 
     def update(self, **kwargs: object) -> int:
@@ -519,7 +555,8 @@ class SettlementLine(models.Model):
     to save or delete it (``LockedLineError``), so do bulk updates and deletes through
     the manager's queryset, and on PostgreSQL a trigger (migration 0005) refuses UPDATE
     and DELETE of locked rows whatever the client. An approved run takes no new line
-    either (the model, and on PostgreSQL migration 0009's trigger).
+    either, nor does a discarded one (the model, and on PostgreSQL the trigger of
+    migrations 0009 and 0011).
     """
 
     class Kind(models.TextChoices):

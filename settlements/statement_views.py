@@ -8,10 +8,12 @@ like a missing one. Viewers read; admins and operators dispute and comment (403 
 viewers). Console pages need staff with the matching permission (403 otherwise);
 Billing and Program managers also start, calculate, approve, export, restate and
 discard runs there (a refusal, four eyes included, comes back as a message on the run
-page); a calculation, a restatement's included, runs in a worker while the run page polls
-its progress (:func:`console_run_progress`); deciding disputes is for program managers. Views
-validate the form, call one service or selector and render; the rules live in
-``settlements.disputes`` and ``settlements.statements``.
+page; a discard needs a reason, which stays on record with the discarded version and shows
+on the run list and in the period's history); a calculation, a restatement's included,
+runs in a worker while the run page polls its progress (:func:`console_run_progress`);
+deciding disputes is for program managers. Views validate the form, call one service or
+selector and render; the rules live in ``settlements.disputes`` and
+``settlements.statements``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from settlements.runs import (
     CALCULATION_TIME_LIMIT,
     SettlementError,
     calculation_stale,
+    discarded_refusal,
     is_settlement_staff,
     settlement_run_approve,
     settlement_run_calculation_request,
@@ -47,6 +50,7 @@ from settlements.runs import (
     settlement_run_discard,
     settlement_run_restatement_request,
 )
+from settlements.runs.services import approved_versions_before
 
 RUN_VIEW_PERMISSION = "settlements.view_settlementrun"
 EXPORT_VIEW_PERMISSION = "settlements.view_billingexport"
@@ -312,9 +316,28 @@ class RunCreateForm(forms.Form):
     )
 
 
+class RunDiscardForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is this version discarded?",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=SettlementRun.DISCARD_REASON_MAX,
+        help_text="Kept on record with the version, for billing clerks and auditors.",
+        error_messages={
+            "required": "Say why this version is discarded: the reason stays on record with "
+            "it, for billing clerks and auditors."
+        },
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("auto_id", "discard-%s")  # the ids the run page's form uses
+        super().__init__(*args, **kwargs)
+
+
 def _run_list(request: HttpRequest, create_form: RunCreateForm | None = None) -> HttpResponse:
     runs = (
-        SettlementRun.objects.select_related("program", "restates", "calculated_by", "approved_by")
+        SettlementRun.objects.select_related(
+            "program", "restates", "calculated_by", "approved_by", "discarded_by"
+        )
         .defer(*statements.UNLISTED)
         .annotate(open_disputes=Count("lines__disputes", filter=Q(lines__disputes__status="open")))
         .order_by("-period_start", "program__name", "-version")
@@ -335,8 +358,10 @@ def _run_list(request: HttpRequest, create_form: RunCreateForm | None = None) ->
 @staff_required
 @require_GET
 def console_run_list(request: HttpRequest) -> HttpResponse:
-    """Every settlement run, newest period first: status, total, who calculated and approved;
-    for Billing and Program managers, the form that starts a run."""
+    """Every settlement run, newest period first: status, total, who calculated and approved
+    (a discarded version too, with who discarded it, when and why: the full sequence of a
+    period's version numbers); for Billing and Program managers, the form that starts a
+    run."""
     _require(request, RUN_VIEW_PERMISSION)
     return _run_list(request)
 
@@ -374,14 +399,24 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """One run: its lines, totals per organization, status and who did what; for Billing
     and Program managers, the buttons its status allows (calculate, approve, export,
     restate, discard). A restatement that found no differences says so and offers to
-    discard it."""
+    discard it. A discarded run shows who discarded it, when and why; the period's
+    versions, discarded ones included, are listed."""
     _require(request, RUN_VIEW_PERMISSION)
-    run = get_object_or_404(
+    return _render_run(request, _console_run(run_id))
+
+
+def _console_run(run_id: int) -> SettlementRun:
+    return get_object_or_404(
         SettlementRun.objects.select_related(
-            "program", "restates", "created_by", "calculated_by", "approved_by"
+            "program", "restates", "created_by", "calculated_by", "approved_by", "discarded_by"
         ),
         pk=run_id,
     )
+
+
+def _render_run(
+    request: HttpRequest, run: SettlementRun, *, discard_form: RunDiscardForm | None = None
+) -> HttpResponse:
     lines = list(
         SettlementLine.objects.filter(run=run)
         .select_related("organization", "site", "event")
@@ -395,6 +430,9 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
         .order_by("organization__legal_name")
     )
     total = sum((line.amount for line in lines), Decimal("0.00"))
+    no_differences = (
+        run.restates_id is not None and run.status == SettlementRun.Status.CALCULATED and not lines
+    )
     return render(
         request,
         "console/settlements/run.html",
@@ -406,21 +444,23 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
             "exports": run.exports.select_related("exported_by").defer("content"),
             "versions": SettlementRun.objects.filter(
                 program=run.program, period_start=run.period_start, period_end=run.period_end
-            ).order_by("version"),
+            )
+            .select_related("discarded_by")
+            .defer("billed_parties", "rules", "notes")
+            .order_by("version"),
             "may_act": is_settlement_staff(request.user),
             "calculated_by_me": run.calculated_by_id == request.user.pk,
             "may_export_history": request.user.has_perm(EXPORT_VIEW_PERMISSION),
             "stale": calculation_stale(run),
             "time_limit_minutes": CALCULATION_TIME_LIMIT // 60,
-            "no_differences": (
-                run.restates_id is not None
-                and run.status == SettlementRun.Status.CALCULATED
-                and not lines
-            ),
+            "no_differences": no_differences,
+            # "the approved versions" or "version": discarded versions keep their numbers.
+            "several_approved": no_differences and approved_versions_before(run) > 1,
             # The accepted disputes this run's lines carry: a discard un-carries them.
             "carried_disputes": [
                 line.details["dispute_id"] for line in lines if "dispute_id" in line.details
             ],
+            "discard_form": RunDiscardForm() if discard_form is None else discard_form,
         },
     )
 
@@ -431,14 +471,30 @@ def console_run(request: HttpRequest, run_id: int) -> HttpResponse:
 def console_run_progress(request: HttpRequest, run_id: int) -> JsonResponse:
     """The run's calculation as JSON, for the run page's polling script: status, whether
     it is still calculating (``finished`` false) or lost its worker (``stale``), sites
-    settled of the total and the percentage, then the outcome or the error."""
+    settled of the total and the percentage, then the outcome or the error.
+
+    A discarded run answers ``discarded`` true and, in ``text``, who discarded it and
+    when, which the script shows in place of the progress (a run whose row is gone, 404:
+    the script shows the page's own "it was discarded")."""
     _require(request, RUN_VIEW_PERMISSION)
-    run = get_object_or_404(SettlementRun, pk=run_id)
+    run = get_object_or_404(SettlementRun.objects.select_related("discarded_by"), pk=run_id)
+    if run.status == SettlementRun.Status.DISCARDED:
+        return JsonResponse(
+            {
+                "status": run.status,
+                "status_label": run.get_status_display(),
+                "finished": True,
+                "discarded": True,
+                "stale": False,
+                "text": str(discarded_refusal(run.pk, run)),
+            }
+        )
     return JsonResponse(
         {
             "status": run.status,
             "status_label": run.get_status_display(),
             "finished": run.status != SettlementRun.Status.CALCULATING,
+            "discarded": False,
             "stale": calculation_stale(run),
             "started_at": (
                 run.calculation_started_at.isoformat() if run.calculation_started_at else None
@@ -470,14 +526,16 @@ def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
     ``calculate`` only hands the run to a worker (a large program takes longer than a
     request may): the run page then shows the progress, and the outcome once done.
     ``restate`` creates the next version, calculating in a worker the same way, and goes
-    to its page. After ``discard`` the run is gone: the answer goes to the version it
-    restated, or to the run list.
+    to its page. ``discard`` needs a ``reason`` (the run page again with the form's error
+    when it is blank); the run stays on record, discarded, and the answer goes to the
+    version it restated, or to the run list. A run discarded meanwhile is refused with
+    who discarded it, or, when its row is gone, sent to the run list.
     """
     _require_settlement_staff(request)
     run = SettlementRun.objects.filter(pk=run_id).first()
     if run is None:
-        # Another clerk discarded it while this page was open (or the id is wrong): say so.
-        messages.error(request, f"Run {run_id} no longer exists: it was discarded.")
+        # Discarded before discarded runs were kept (or the id is wrong): say so.
+        messages.error(request, str(discarded_refusal(run_id)))
         return redirect("console:settlement_runs")
     action = request.POST.get("action")
     user = request.user
@@ -512,28 +570,33 @@ def console_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
             )
             return redirect("console:settlement_run", run_id=restatement.pk)
         elif action == "discard":
-            restated = settlement_run_discard(run=run, by=user)
-            lines = f"{run.line_count} line{'s' if run.line_count != 1 else ''}"
-            if restated is None:
+            form = RunDiscardForm(request.POST)
+            if not form.is_valid():
+                return _render_run(request, _console_run(run.pk), discard_form=form)
+            run = settlement_run_discard(run=run, by=user, reason=form.cleaned_data["reason"])
+            count = run.line_count
+            lines = f", its {count} line{'s' if count != 1 else ''} deleted" if count else ""
+            if run.restates is None:
                 messages.success(
                     request,
-                    f"Run {run.pk} ({run}) is discarded with its {lines}; the period has no "
-                    "run now.",
+                    f"Run {run.pk} ({run}) is discarded{lines}; it stays on record with your "
+                    "reason. The period has no run now.",
                 )
                 return redirect("console:settlement_runs")
             messages.success(
                 request,
-                f"Version {run.version} (run {run.pk}) is discarded with its {lines}; "
-                f"version {restated.version} stands as the period's approved settlement.",
+                f"Version {run.version} (run {run.pk}) is discarded{lines}; it stays on record "
+                "with your reason, and its number is not used again. Version "
+                f"{run.restates.version} stands as the period's approved settlement.",
             )
-            return redirect("console:settlement_run", run_id=restated.pk)
+            return redirect("console:settlement_run", run_id=run.restates_id)
         else:
             raise Http404("No such action.")
     except (SettlementError, PermissionDenied) as error:
         # The caller is settlement staff (checked above): a PermissionDenied here is the
         # four-eyes rule, which the clerk must read, not a bare 403 page.
         messages.error(request, str(error))
-        if not SettlementRun.objects.filter(pk=run.pk).exists():  # discarded meanwhile
+        if not SettlementRun.objects.filter(pk=run.pk).exists():  # gone meanwhile
             return redirect("console:settlement_runs")
     return redirect("console:settlement_run", run_id=run.pk)
 

@@ -1,11 +1,11 @@
 """Participant statements: one organization's lines of one settlement run, and their files.
 
 A statement is read only from runs whose lines never change again (approved, exported or
-superseded; never a draft or a calculation under review), so what a participant sees,
-downloads and disputes is what billing pays. A restatement (version 2 and later) holds
-only its differences, so each version's statement shows its own lines; a line that a
-later version corrected points to that version's line, which is the one to dispute
-(``settlements.disputes.lines_corrected_later``).
+superseded; never a draft, a calculation under review or a discarded version), so what a
+participant sees, downloads and disputes is what billing pays. A restatement (version 2
+and later) holds only its differences, so each version's statement shows its own lines;
+a line that a later version corrected points to that version's line, which is the one to
+dispute (``settlements.disputes.lines_corrected_later``).
 
 Reads: :func:`statement_runs` (the list page), :func:`statement_run` (404 unless
 visible), :func:`statement_later_versions` (the versions that corrected a superseded
@@ -43,7 +43,8 @@ from settlements.models import Dispute, EventPerformance, SettlementLine, Settle
 from settlements.performance import adjustment_text
 from settlements.runs.parties import BilledOrganization, BilledSite, billed_parties
 
-#: Run statuses a participant sees.
+#: Run statuses a participant sees (never ``discarded``: a discarded version settled
+#: nothing, and later versions of its period are never "corrections" of it).
 VISIBLE_STATUSES = tuple(SettlementRun.LOCKED_STATUSES)
 #: What a list of runs leaves unread: a season run's record of who it bills holds a
 #: thousand sites.

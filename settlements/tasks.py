@@ -69,7 +69,8 @@ def settlement_run_calculate_task(run_id: int, user_id: int) -> dict[str, str | 
 
     Safe to deliver twice: a run no longer ``calculating`` (its calculation ended, or
     failed) is left alone, and two deliveries at once calculate one after the other (the
-    second then finds the run calculated).
+    second then finds the run calculated). A discarded run is skipped
+    (``{"run", "skipped": "discarded"}``).
     """
     from django.contrib.auth import get_user_model
 
@@ -77,7 +78,9 @@ def settlement_run_calculate_task(run_id: int, user_id: int) -> dict[str, str | 
     from settlements.runs import settlement_run_calculate_background
 
     run = SettlementRun.objects.filter(pk=run_id).first()
-    if run is None:  # discarded before this message came (a stale run, delivered again)
+    # Discarded before this message came (a stale run, delivered again): kept on record,
+    # or gone (discarded before discarded runs were kept).
+    if run is None or run.status == SettlementRun.Status.DISCARDED:
         return {"run": run_id, "skipped": "discarded"}
     user = get_user_model().objects.get(pk=user_id)
     calculated = settlement_run_calculate_background(run=run, by=user)

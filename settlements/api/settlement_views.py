@@ -6,7 +6,9 @@ per line kind), ``GET /api/settlement-runs/<id>/exports/``, ``GET /api/billing-e
 and ``/<id>/``, and ``GET /api/billing-exports/<id>/csv/``: the file as handed over
 (``text/csv``, attachment, its sha256 in ``X-Content-SHA256``). Read only: exports are
 made by a clerk (``settlements.billing.billing_export_create``). Staff with the
-settlements view permission only; anyone else gets 403.
+settlements view permission only; anyone else gets 403. A discarded run is not served,
+listed or found by id (404, as for a run discarded before discarded runs were kept): it
+settles nothing, and billing never sees it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ class SettlementStaffPermission(permissions.BasePermission):
         )
 
 
+#: The ``status`` filter's values: every status but ``discarded``.
+LISTED_STATUSES = [
+    status for status in SettlementRun.Status.values if status != SettlementRun.Status.DISCARDED
+]
+
+
 class SettlementRunViewSet(viewsets.ReadOnlyModelViewSet):
     """Settlement runs, newest period first; one run with its totals; its exports."""
 
@@ -57,8 +65,8 @@ class SettlementRunViewSet(viewsets.ReadOnlyModelViewSet):
         except ValueError:
             raise ValidationError("program is an id and period a date (YYYY-MM-DD).") from None
         status = params.get("status") or None
-        if status and status not in SettlementRun.Status.values:
-            raise ValidationError(f"status is one of {', '.join(SettlementRun.Status.values)}.")
+        if status and status not in LISTED_STATUSES:
+            raise ValidationError(f"status is one of {', '.join(LISTED_STATUSES)}.")
         runs = settlement_runs(
             program_id=program,
             status=status,

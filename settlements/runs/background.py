@@ -37,6 +37,7 @@ from settlements.runs.services import (
     OPEN_STATUSES,
     being_calculated,
     calculate_held_run,
+    discarded_refusal,
     restatement_create,
 )
 
@@ -60,8 +61,8 @@ def settlement_run_calculation_request(
     Compare-and-set on the run's row: a draft or calculated run is claimed, and so is one
     calculating for longer than the task's time limit (its worker is gone). Raises
     ``PermissionDenied`` unless ``by`` is Billing or Program managers, and
-    ``SettlementError`` for a run already being calculated (a second click) or approved,
-    exported or superseded.
+    ``SettlementError`` for a run already being calculated (a second click), approved,
+    exported or superseded, or discarded (``discarded_refusal``).
     """
     require_settlement_staff(by)
     from settlements.tasks import settlement_run_calculate_task
@@ -82,8 +83,8 @@ def settlement_run_calculation_request(
             calculation_error="",
         )
         current = SettlementRun.objects.filter(pk=run.pk).first()
-        if current is None:
-            raise SettlementError(f"Run {run.pk} no longer exists: it was discarded.")
+        if current is None or current.status == SettlementRun.Status.DISCARDED:
+            raise discarded_refusal(run.pk, current)
         if not claimed:
             if current.status == CALCULATING:
                 raise being_calculated(current)
@@ -99,7 +100,8 @@ def settlement_run_restatement_request(
     *, run: SettlementRun, by: AbstractBaseUser
 ) -> SettlementRun:
     """Restate the last approved version of ``run``'s program and period in the
-    background: version n+1 (``restates`` = that version) is created ``calculating``, as
+    background: the next version (``restates`` = that version; its number one more than
+    any the period had, discarded ones included) is created ``calculating``, as
     :func:`settlement_run_calculation_request` leaves a run, and the task is enqueued when
     the transaction commits. Returns the new version; the worker stores only its
     differences from the approved lines, or none, with notes saying that nothing changed
@@ -108,9 +110,9 @@ def settlement_run_restatement_request(
     ``calculation_error``, to calculate again or discard.
 
     Raises ``PermissionDenied`` unless ``by`` is Billing or Program managers, and
-    ``SettlementError`` when the period has no approved version yet or its latest
-    version is unfinished (``settlements.runs.services.restatement_create``: the program's
-    row is locked, so two clicks make one version).
+    ``SettlementError`` when ``run`` was discarded, the period has no approved version yet
+    or its latest version is unfinished (``settlements.runs.services.restatement_create``:
+    the program's row is locked, so two clicks make one version).
     """
     require_settlement_staff(by)
     from settlements.tasks import settlement_run_calculate_task

@@ -18,9 +18,12 @@ def settlement_runs(
     on: dt.date | None = None,
 ) -> QuerySet[SettlementRun]:
     """Runs, newest period and version first, filtered as given; ``on``: runs whose period
-    contains that day."""
-    queryset = SettlementRun.objects.select_related("program", "restates").order_by(
-        "-period_start", "program__name", "-version"
+    contains that day. Discarded runs are left out: they settle nothing (the console
+    lists them, with who discarded them and why)."""
+    queryset = (
+        SettlementRun.objects.exclude(status=SettlementRun.Status.DISCARDED)
+        .select_related("program", "restates")
+        .order_by("-period_start", "program__name", "-version")
     )
     if program_id is not None:
         queryset = queryset.filter(program_id=program_id)
@@ -58,7 +61,8 @@ def run_totals_by_kind(run: SettlementRun) -> list[dict]:
 
 
 def run_versions(run: SettlementRun) -> QuerySet[SettlementRun]:
-    """Every version of the run's program and period, oldest first."""
+    """Every version of the run's program and period, oldest first, discarded ones
+    included (the history of the period's version numbers)."""
     return SettlementRun.objects.filter(
         program_id=run.program_id, period_start=run.period_start, period_end=run.period_end
     ).order_by("version")

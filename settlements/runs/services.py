@@ -6,7 +6,9 @@ message says why and what to do) or ``PermissionDenied`` (the wrong person). A r
 calculated in the background (``calculating``, see ``settlements.runs.background``) is
 left to its worker: it is not calculated again, approved or exported until it is done,
 unless it has been calculating for longer than the task's time limit
-(:func:`calculation_stale`).
+(:func:`calculation_stale`). A discarded run is a record only: every service refuses it
+(:func:`discarded_refusal`), as it refuses a run discarded before discarded runs were
+kept, whose row is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connections, router, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from dr_platform.bulk import copy_text
@@ -76,6 +79,30 @@ def calculation_stale(run: SettlementRun, *, now: dt.datetime | None = None) -> 
     return age > dt.timedelta(seconds=CALCULATION_TIME_LIMIT)
 
 
+def discarded_refusal(run_id: int, run: SettlementRun | None = None) -> SettlementError:
+    """The refusal for run ``run_id``, discarded: ``run`` is its row, kept on record with
+    who discarded it and when; ``None`` for a row that is gone (discarded before discarded
+    runs were kept, or an id that never existed)."""
+    if run is None:
+        return SettlementError(f"Run {run_id} no longer exists: it was discarded.")
+    who = run.discarded_by.get_username() if run.discarded_by_id else "someone"
+    when = f" on {timezone.localtime(run.discarded_at):%Y-%m-%d %H:%M}" if run.discarded_at else ""
+    return SettlementError(
+        f"Run {run_id} (version {run.version}) was discarded by {who}{when}: it stays on "
+        "record only, and nothing more is done with it."
+    )
+
+
+def next_version(program_id: int, period_start: dt.date, period_end: dt.date) -> int:
+    """The number of the next version of a program's period: one more than the highest
+    version it ever had, discarded ones included (a number once given is never given to
+    another run: a clerk may have printed or discussed it); 1 for a period never settled."""
+    highest = SettlementRun.objects.filter(
+        program_id=program_id, period_start=period_start, period_end=period_end
+    ).aggregate(highest=Max("version"))["highest"]
+    return (highest or 0) + 1
+
+
 def being_calculated(run: SettlementRun) -> SettlementError:
     """The refusal for a run a worker is calculating right now."""
     since = timezone.localtime(run.calculation_started_at) if run.calculation_started_at else None
@@ -94,7 +121,9 @@ def settlement_run_create(
     period_end: dt.date | None = None,
     by: AbstractBaseUser,
 ) -> SettlementRun:
-    """Create version 1 of ``program``'s settlement for a period, as a draft.
+    """Create the first version of ``program``'s settlement for a period, as a draft:
+    version 1, or the next number when earlier versions of the period were discarded
+    (:func:`next_version`).
 
     ``period_kind`` ``"month"``: a calendar month, ``period_start`` its first day
     (``period_end``, if given, its last). ``"season"``: the program's season,
@@ -103,7 +132,8 @@ def settlement_run_create(
     managers, and ``SettlementError`` for a malformed period, a month of rules that pay
     by the season (``PaymentRules.paid_per_season``: one season run settles those), or a
     period that overlaps another run of the program (open: finish or recalculate it;
-    approved for the same period: restate it instead).
+    approved for the same period: restate it instead). Superseded and discarded runs do
+    not count.
     """
     require_settlement_staff(by)
     period_end = _checked_period(program, period_kind, period_start, period_end)
@@ -120,7 +150,7 @@ def settlement_run_create(
             SettlementRun.objects.filter(
                 program=program, period_start__lte=period_end, period_end__gte=period_start
             )
-            .exclude(status=SettlementRun.Status.SUPERSEDED)
+            .exclude(status__in=(SettlementRun.Status.SUPERSEDED, SettlementRun.Status.DISCARDED))
             .order_by("period_start", "version")
         )
         for other in overlapping:
@@ -147,7 +177,7 @@ def settlement_run_create(
             period_kind=period_kind,
             period_start=period_start,
             period_end=period_end,
-            version=1,
+            version=next_version(program.pk, period_start, period_end),
             created_by=by,
         )
 
@@ -187,8 +217,8 @@ def settlement_run_calculate(*, run: SettlementRun, by: AbstractBaseUser) -> Set
 
     Raises ``PermissionDenied`` unless ``by`` is Billing or Program managers, and
     ``SettlementError`` for a run that is approved (restate it), exported or superseded,
-    being calculated in the background (unless :func:`calculation_stale`), or whose
-    program has no payment rules in effect.
+    discarded, being calculated in the background (unless :func:`calculation_stale`), or
+    whose program has no payment rules in effect.
     """
     require_settlement_staff(by)
     with transaction.atomic():
@@ -282,9 +312,10 @@ def _calculate_and_store(
             key=storage_order,
         )
         if not lines:
+            several = approved_versions_before(run) > 1
             notes.insert(
                 0,
-                f"No differences from the approved version{'s' if run.version > 2 else ''}: "
+                f"No differences from the approved version{'s' if several else ''}: "
                 "this restatement changes nothing.",
             )
     return _store_lines(
@@ -303,12 +334,26 @@ def _notes(calculation: Calculation, notes: list[str]) -> str:
 
 def _locked(run: SettlementRun) -> SettlementRun:
     """``run`` read again under its row lock; ``SettlementError`` when it was discarded
-    meanwhile (a page or a worker still holding it)."""
+    meanwhile (a page or a worker still holding it), whether its row is kept on record or
+    gone (:func:`discarded_refusal`)."""
     locked = SettlementRun.objects.select_for_update().select_related("program").filter(pk=run.pk)
     current = locked.first()
-    if current is None:
-        raise SettlementError(f"Run {run.pk} no longer exists: it was discarded.")
+    if current is None or current.status == SettlementRun.Status.DISCARDED:
+        raise discarded_refusal(run.pk, current)
     return current
+
+
+def approved_versions_before(run: SettlementRun) -> int:
+    """How many earlier versions of ``run``'s program and period were approved (approved,
+    exported or superseded): the versions a restatement's differences are taken against.
+    Not ``run.version - 1``: discarded versions keep their numbers."""
+    return SettlementRun.objects.filter(
+        program_id=run.program_id,
+        period_start=run.period_start,
+        period_end=run.period_end,
+        version__lt=run.version,
+        status__in=SettlementRun.LOCKED_STATUSES,
+    ).count()
 
 
 def approved_lines(run: SettlementRun) -> tuple[list[LineItem], dict[LineKey, LineSource]]:
@@ -594,7 +639,8 @@ def settlement_run_approve(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
 
     Four eyes: ``by`` must be Billing or Program managers and not the user who calculated
     it (``PermissionDenied`` otherwise). Raises ``SettlementError`` for a run that is not
-    calculated, and for a restatement without lines (it changes nothing: discard it).
+    calculated (discarded included), and for a restatement without lines (it changes
+    nothing: discard it).
     Accepted disputes the run carries get a ``carried`` history entry.
     """
     require_settlement_staff(by)
@@ -655,7 +701,8 @@ class _NothingToRestate(Exception):
 def settlement_run_restate(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun | None:
     """Restate the last approved version of ``run``'s program and period.
 
-    Creates version n+1 (``restates`` = the last approved version) and calculates it:
+    Creates the next version (``restates`` = the last approved version; numbered by
+    :func:`next_version`) and calculates it:
     only the differences against the approved lines (see :func:`settlement_run_calculate`).
     Returns the calculated restatement, to be approved by someone else; returns ``None``
     and leaves nothing behind when nothing changed. Raises ``PermissionDenied`` unless
@@ -679,22 +726,31 @@ def settlement_run_restate(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
 def restatement_create(
     *, run: SettlementRun, by: AbstractBaseUser, calculating_since: dt.datetime | None = None
 ) -> SettlementRun:
-    """Create version n+1 of ``run``'s program and period, restating its last approved
-    version: a draft, or, with ``calculating_since``, ``calculating`` since then (claimed
-    for a worker, as ``settlement_run_calculation_request`` claims a run). Not calculated.
+    """Create the next version of ``run``'s program and period, restating its last
+    approved version: a draft, or, with ``calculating_since``, ``calculating`` since then
+    (claimed for a worker, as ``settlement_run_calculation_request`` claims a run). Not
+    calculated. Its number is :func:`next_version`'s: a discarded v3 is followed by v4.
 
     Within the caller's transaction, which must be open: the program's row is locked
     until it ends, so two restatements of one period cannot both pass the checks. The
-    caller checks ``by``. Raises ``SettlementError`` when the latest version of the
-    period is still unfinished (draft, calculated or calculating: finish or discard it
-    first) or when no version of the period is approved yet.
+    caller checks ``by``. Raises ``SettlementError`` when ``run`` was discarded, when the
+    latest version of the period (discarded ones do not count) is still unfinished
+    (draft, calculated or calculating: finish or discard it first) or when no version of
+    the period is approved yet.
     """
     Program.objects.select_for_update().filter(pk=run.program_id).first()
-    versions = SettlementRun.objects.filter(
-        program_id=run.program_id, period_start=run.period_start, period_end=run.period_end
-    ).order_by("-version")
+    current = SettlementRun.objects.filter(pk=run.pk).first()
+    if current is None or current.status == SettlementRun.Status.DISCARDED:
+        raise discarded_refusal(run.pk, current)
+    versions = (
+        SettlementRun.objects.filter(
+            program_id=run.program_id, period_start=run.period_start, period_end=run.period_end
+        )
+        .exclude(status=SettlementRun.Status.DISCARDED)
+        .order_by("-version")
+    )
     latest = versions.first()
-    assert latest is not None
+    assert latest is not None  # ``run`` itself at least
     if latest.status in UNFINISHED_STATUSES:
         raise SettlementError(
             f"Version {latest.version} (run {latest.pk}) of this period is still "
@@ -711,7 +767,7 @@ def restatement_create(
         period_kind=approved.period_kind,
         period_start=approved.period_start,
         period_end=approved.period_end,
-        version=latest.version + 1,
+        version=next_version(run.program_id, approved.period_start, approved.period_end),
         restates=approved,
         created_by=by,
         status=(
@@ -723,25 +779,42 @@ def restatement_create(
     )
 
 
-def settlement_run_discard(*, run: SettlementRun, by: AbstractBaseUser) -> SettlementRun | None:
-    """Delete a draft or calculated run and its lines: a version nobody will approve (a
-    restatement that changes nothing, one started by mistake, a draft of the wrong period).
+def settlement_run_discard(
+    *, run: SettlementRun, by: AbstractBaseUser, reason: str
+) -> SettlementRun:
+    """Discard a draft or calculated run: a version nobody will approve (a restatement
+    that changes nothing, one started by mistake, a draft of the wrong period).
 
-    The accepted disputes its lines carried are carried by none again, as when a run is
-    recalculated: the program's next calculated run carries them. Returns the approved
-    version the discarded run restated (the period's last approved version), or ``None``
-    for a version 1, whose period is then not settled at all.
+    Its lines are deleted, and the accepted disputes they carried are carried by none
+    again, as when a run is recalculated: the program's next calculated run carries them.
+    The run's row stays, ``discarded``, as the record that the version existed: who
+    discarded it (``by``), when, and why (``reason``, stripped), with the total and line
+    count it had. Its number is never given to another run of the period
+    (:func:`next_version`). Returns the run as stored; ``run.restates`` is the approved
+    version that stands for the period (``None`` for a first version: the period is then
+    not settled at all).
 
     The run's row is locked first, so an approval or a worker's claim of the same run
-    waits and then finds it gone (and a discard that waited finds it approved, or
+    waits and then finds it discarded (and a discard that waited finds it approved, or
     calculating, and refuses). Raises ``PermissionDenied`` unless ``by`` is Billing or
-    Program managers, and ``SettlementError`` for a run that is approved, exported or
-    superseded (its lines are locked: restate it instead), or being calculated in the
-    background, unless it is :func:`calculation_stale` and no worker holds it right now.
+    Program managers, and ``SettlementError`` for a blank or too long ``reason``, a run
+    already discarded, a run that is approved, exported or superseded (its lines are
+    locked: restate it instead), or being calculated in the background, unless it is
+    :func:`calculation_stale` and no worker holds it right now.
     """
     from settlements.runs.background import calculation_lock_try
 
     require_settlement_staff(by)
+    reason = reason.strip()
+    if not reason:
+        raise SettlementError(
+            "Say why the run is discarded: the reason stays on record with the version."
+        )
+    if len(reason) > SettlementRun.DISCARD_REASON_MAX:
+        raise SettlementError(
+            f"Keep the reason to {SettlementRun.DISCARD_REASON_MAX} characters "
+            f"(it has {len(reason)})."
+        )
     with transaction.atomic():
         run = _locked(run)
         if run.status == SettlementRun.Status.CALCULATING and (
@@ -753,16 +826,20 @@ def settlement_run_discard(*, run: SettlementRun, by: AbstractBaseUser) -> Settl
                 f"Run {run.pk} is {run.status}: its lines are locked and stay; restate it to "
                 "correct them."
             )
-        restated = run.restates
         # As recalculating does (calculate_held_run): the disputes the lines carried are
-        # carried by none again. Lines before their run: on PostgreSQL a run that still has
-        # lines cannot be deleted (migration 0009).
+        # carried by none again.
         Dispute.objects.filter(adjustment_line__run=run).update(adjustment_line=None)
         run.lines.all().delete()
-        deleted, _ = SettlementRun.objects.filter(pk=run.pk, status=run.status).delete()
-        if not deleted:  # pragma: no cover - the row lock makes this unreachable
+        changed = SettlementRun.objects.filter(pk=run.pk, status=run.status).update(
+            status=SettlementRun.Status.DISCARDED,
+            discarded_by=by,
+            discarded_at=timezone.now(),
+            discard_reason=reason,
+        )
+        if not changed:  # pragma: no cover - the row lock makes this unreachable
             raise SettlementError(f"Run {run.pk} changed meanwhile; reload it.")
-    return restated
+        run.refresh_from_db()
+    return run
 
 
 def _sentences(*parts: str) -> str:

@@ -3,7 +3,9 @@
 // "percent" in the <progress data-progress-bar> and its "text" in the
 // [data-progress-text] inside that element, and reloads the page once the answer says
 // "finished" (or "stale": the worker is gone) so the page shows the outcome. When the
-// record is gone (404: a run discarded meanwhile) it shows data-progress-gone and stops.
+// record was discarded meanwhile ("discarded": its "text" says by whom and when) or is
+// gone (404: a run discarded before discarded runs were kept) it shows that, or
+// data-progress-gone, and stops.
 // The page is complete without this script; it only keeps it current.
 (function () {
   "use strict";
@@ -18,9 +20,12 @@
         return response.json();
       })
       .then(function (data) {
-        if (data.gone) {
-          // The record is gone (a run discarded meanwhile): say so and stop polling.
-          if (text) { text.textContent = box.dataset.progressGone || "This no longer exists."; }
+        if (data.gone || data.discarded) {
+          // Discarded meanwhile (kept on record, or gone): say so and stop polling.
+          if (text) {
+            text.textContent = (data.discarded && data.text) || box.dataset.progressGone ||
+              "This no longer exists.";
+          }
           return;
         }
         if (data.finished || data.stale) { window.location.reload(); return; }

@@ -1,6 +1,7 @@
-"""Restating from the console: version n+1 is created ``calculating`` and a worker stores its
-differences, as the calculate button does; a version nobody will approve (no differences, a
-failed or unwanted one) is discarded from its page.
+"""Restating from the console: the next version is created ``calculating`` and a worker stores
+its differences, as the calculate button does; a version nobody will approve (no differences,
+a failed or unwanted one) is discarded from its page, with a reason, and stays on record
+(the record itself, and what it is left out of: ``test_discard_record``).
 
 The messages the console hands to the broker are recorded here and given to the task as the
 worker of the "settlements" queue would (the real broker and worker: ``test_import_worker``).
@@ -91,11 +92,18 @@ def lines_of(run: SettlementRun) -> list[tuple[str, int | None, str, str]]:
     ]
 
 
-def _act(client, run_id: int, action: str, capture):
-    """Press a run's button; the request's on-commit callbacks (the enqueue) run after it."""
+#: The reason a clerk gives for discarding, in these tests.
+REASON = "Nothing to approve."
+
+
+def _act(client, run_id: int, action: str, capture, **fields: str):
+    """Press a run's button (with the form's ``fields``: a discard's ``reason``); the
+    request's on-commit callbacks (the enqueue) run after it."""
     with capture(execute=True):
         return client.post(
-            reverse("console:settlement_run_action", args=[run_id]), {"action": action}, follow=True
+            reverse("console:settlement_run_action", args=[run_id]),
+            {"action": action, **fields},
+            follow=True,
         )
 
 
@@ -203,7 +211,9 @@ def test_the_worker_stores_exactly_the_differences(
     assert "No differences" not in html and "js/progress.js" not in html
     assert 'value="approve"' in html and "You calculated this run" in html
     assert _discard_offered(html) == "folded"
-    assert "Discarding deletes version 2 of this period and its 2 lines (total $90.00)" in html
+    assert "Discarding ends version 2 of this period and deletes its 2 lines (total $90.00)" in (
+        html
+    )
 
     client.force_login(manager)
     _act(client, v2.pk, "approve", django_capture_on_commit_callbacks)
@@ -235,7 +245,10 @@ def test_a_restatement_that_changes_nothing_stays_with_no_line_and_its_page_offe
         "Discard it;"
     ) in html
     assert _discard_offered(html) == "open" and 'value="discard"' in html
-    assert "Discarding deletes version 2 of this period; it cannot be undone." in html
+    assert (
+        "Discarding ends version 2 of this period; it cannot be undone. The version stays on "
+        "record as discarded, with your reason, and its number is not used again."
+    ) in html
     assert "Version 1 stays the period's approved settlement." in html
     assert ">Discard version 2</button>" in html
     assert 'value="approve"' not in html  # nothing to approve
@@ -245,17 +258,21 @@ def test_a_restatement_that_changes_nothing_stays_with_no_line_and_its_page_offe
         settlement_run_approve(run=v2, by=staff_user("Program managers"))
     assert SettlementRun.objects.get(pk=v1.pk).status == "approved"
 
-    response = _act(client, v2.pk, "discard", django_capture_on_commit_callbacks)
+    response = _act(client, v2.pk, "discard", django_capture_on_commit_callbacks, reason=REASON)
 
     assert response.redirect_chain[-1][0] == reverse("console:settlement_run", args=[v1.pk])
     assert _messages(response) == [
         (
             "success",
-            f"Version 2 (run {v2.pk}) is discarded with its 0 lines; version 1 stands as the "
-            "period's approved settlement.",
+            f"Version 2 (run {v2.pk}) is discarded; it stays on record with your reason, and "
+            "its number is not used again. Version 1 stands as the period's approved "
+            "settlement.",
         )
     ]
-    assert list(SettlementRun.objects.values_list("version", "status")) == [(1, "approved")]
+    assert list(SettlementRun.objects.order_by("version").values_list("version", "status")) == [
+        (1, "approved"),
+        (2, "discarded"),
+    ]
 
 
 def test_a_second_restate_is_refused_while_a_version_is_unfinished(
@@ -283,11 +300,12 @@ def test_a_second_restate_is_refused_while_a_version_is_unfinished(
     assert "still calculated" in _messages(refused)[0][1]
     assert SettlementRun.objects.count() == 2 and sent == []
 
-    # Once discarded, the period may be restated again: a new version 2.
-    _act(client, v2.pk, "discard", django_capture_on_commit_callbacks)
+    # Once discarded, the period may be restated again: version 3, never a second 2.
+    _act(client, v2.pk, "discard", django_capture_on_commit_callbacks, reason=REASON)
     _act(client, v1.pk, "restate", django_capture_on_commit_callbacks)
-    again_v2 = SettlementRun.objects.get(version=2)
-    assert again_v2.pk != v2.pk and again_v2.status == "calculating"
+    v3 = SettlementRun.objects.get(version=3)
+    assert (v3.status, v3.restates) == ("calculating", v1)
+    assert SettlementRun.objects.get(version=2).status == "discarded"
 
 
 @pytest.mark.parametrize("then", ["calculate", "discard"])
@@ -315,7 +333,7 @@ def test_a_failed_restatement_is_a_draft_again_to_calculate_again_or_discard(
     assert 'value="calculate"' in html and 'value="discard"' in html
     assert "No differences" not in html
 
-    response = _act(client, v2.pk, then, django_capture_on_commit_callbacks)
+    response = _act(client, v2.pk, then, django_capture_on_commit_callbacks, reason=REASON)
 
     if then == "calculate":
         assert _deliver(sent) == [
@@ -326,7 +344,7 @@ def test_a_failed_restatement_is_a_draft_again_to_calculate_again_or_discard(
         assert lines_of(v2) == [("capacity", a, "0", "80.00"), ("energy", a, "20", "10.00")]
     else:
         assert response.redirect_chain[-1][0] == reverse("console:settlement_run", args=[v1.pk])
-        assert not SettlementRun.objects.filter(pk=v2.pk).exists()
+        assert SettlementRun.objects.get(pk=v2.pk).status == "discarded"
 
 
 # --- discarding ---------------------------------------------------------------------------------
@@ -340,7 +358,7 @@ def _accepted_dispute(line: SettlementLine, manager, amount: str) -> Dispute:
     )
 
 
-def test_discarding_deletes_the_version_and_its_lines_and_uncarries_its_disputes(
+def test_discarding_deletes_the_lines_keeps_the_version_on_record_and_uncarries_its_disputes(
     july, client, billing_clerk, manager, sent, django_capture_on_commit_callbacks
 ):
     v1, a = july["v1"], july["a"].site_id
@@ -353,28 +371,40 @@ def test_discarding_deletes_the_version_and_its_lines_and_uncarries_its_disputes
     dispute.refresh_from_db()
     assert dispute.adjustment_line == line
     html = _page(client, v2.pk)
-    assert "Discarding deletes version 2 of this period and its 1 line (total $25.00)" in html
+    assert "Discarding ends version 2 of this period and deletes its 1 line (total $25.00)" in (
+        html
+    )
     assert (
         f"The accepted dispute {dispute.pk} that its line carries will wait for the program's "
         "next calculated run again."
     ) in html
 
     client.force_login(manager)
-    response = _act(client, v2.pk, "discard", django_capture_on_commit_callbacks)
+    response = _act(
+        client, v2.pk, "discard", django_capture_on_commit_callbacks, reason="Wrong dispute."
+    )
 
     assert response.redirect_chain[-1][0] == reverse("console:settlement_run", args=[v1.pk])
-    assert ("success", f"Version 2 (run {v2.pk}) is discarded with its 1 line; version 1 "
-            "stands as the period's approved settlement.") in _messages(response)  # fmt: skip
-    assert not SettlementRun.objects.filter(pk=v2.pk).exists()
+    assert ("success", f"Version 2 (run {v2.pk}) is discarded, its 1 line deleted; it stays on "
+            "record with your reason, and its number is not used again. Version 1 stands as "
+            "the period's approved settlement.") in _messages(response)  # fmt: skip
+    v2.refresh_from_db()
+    assert (v2.status, v2.discarded_by, v2.discard_reason) == (
+        "discarded",
+        manager,
+        "Wrong dispute.",
+    )
     assert not SettlementLine.objects.filter(run_id=v2.pk).exists()
     dispute.refresh_from_db()
     assert (dispute.status, dispute.adjustment_line) == ("accepted", None)
     assert not DisputeEntry.objects.filter(dispute=dispute, action="carried").exists()
     assert v1.lines.count() == 4  # version 1 untouched
 
-    # Not carried any more: the next restatement carries it again.
+    # Not carried any more: the next restatement, version 3, carries it again.
     client.force_login(billing_clerk)
-    again = _restated(client, v1, django_capture_on_commit_callbacks, sent)
+    _act(client, v1.pk, "restate", django_capture_on_commit_callbacks)
+    _deliver(sent)
+    again = SettlementRun.objects.get(version=3)
     dispute.refresh_from_db()
     assert dispute.adjustment_line == again.lines.get(kind="adjustment")
 
@@ -388,21 +418,27 @@ def test_discarding_a_version_1_draft_goes_back_to_the_run_list(
     )
     client.force_login(manager)
     html = _page(client, run.pk)
-    assert "Discarding deletes version 1 of this period; it cannot be undone." in html
+    assert "Discarding ends version 1 of this period; it cannot be undone." in html
     assert "The period then has no run: start one again to settle it." in html
 
-    response = _act(client, run.pk, "discard", django_capture_on_commit_callbacks)
+    response = _act(
+        client, run.pk, "discard", django_capture_on_commit_callbacks, reason="Wrong month."
+    )
 
     assert response.redirect_chain[-1][0] == reverse("console:settlement_runs")
     assert _messages(response) == [
         (
             "success",
-            f"Run {run.pk} ({run}) is discarded with its 0 lines; the period has no run now.",
+            f"Run {run.pk} ({run}) is discarded; it stays on record with your reason. The "
+            "period has no run now.",
         )
     ]
-    assert not SettlementRun.objects.exists()
-    # The period is free again.
-    settlement_run_create(program=july_program, period_kind="month", period_start=JULY, by=manager)
+    assert SettlementRun.objects.get().status == "discarded"
+    # The period is free again; its first version settled is number 2.
+    again = settlement_run_create(
+        program=july_program, period_kind="month", period_start=JULY, by=manager
+    )
+    assert (again.version, again.restates, again.status) == (2, None, "draft")
 
 
 @pytest.mark.parametrize("status", ["approved", "exported", "superseded"])
@@ -420,7 +456,7 @@ def test_discard_is_refused_for_a_run_whose_lines_are_locked(
     client.force_login(manager)
     assert _discard_offered(_page(client, v1.pk)) is None
 
-    response = _act(client, v1.pk, "discard", django_capture_on_commit_callbacks)
+    response = _act(client, v1.pk, "discard", django_capture_on_commit_callbacks, reason=REASON)
 
     assert _messages(response) == [
         ("error", f"Run {v1.pk} is {status}: its lines are locked and stay; restate it to "
@@ -440,7 +476,7 @@ def test_discard_is_refused_while_a_worker_calculates_and_allowed_once_it_is_sta
     _act(client, v1.pk, "restate", django_capture_on_commit_callbacks)
     v2 = SettlementRun.objects.get(version=2)
 
-    refused = _act(client, v2.pk, "discard", django_capture_on_commit_callbacks)
+    refused = _act(client, v2.pk, "discard", django_capture_on_commit_callbacks, reason=REASON)
 
     [(tag, text)] = _messages(refused)
     assert tag == "error"
@@ -458,11 +494,15 @@ def test_discard_is_refused_while_a_worker_calculates_and_allowed_once_it_is_sta
     html = _page(client, v2.pk)
     assert "its worker stopped before it finished" in html and 'value="discard"' in html
 
-    _act(client, v2.pk, "discard", django_capture_on_commit_callbacks)
+    _act(client, v2.pk, "discard", django_capture_on_commit_callbacks, reason="Worker died.")
 
-    assert not SettlementRun.objects.filter(pk=v2.pk).exists()
+    assert SettlementRun.objects.get(pk=v2.pk).status == "discarded"
     # A message delivered late finds nothing to calculate.
     assert settlement_run_calculate_background(run=v2, by=billing_clerk) is None
+    assert settlement_run_calculate_task(v2.pk, billing_clerk.pk) == {
+        "run": v2.pk,
+        "skipped": "discarded",
+    }
 
 
 @pytest.mark.parametrize("who", ["Auditors", "participant"])
@@ -473,15 +513,16 @@ def test_only_billing_and_program_managers_discard(
     v2 = _restated(client, july["v1"], django_capture_on_commit_callbacks, sent)
     url = reverse("console:settlement_run_action", args=[v2.pk])
     client.logout()
-    assert client.post(url, {"action": "discard"})["Location"].startswith(reverse("login"))
+    discard = {"action": "discard", "reason": REASON}
+    assert client.post(url, discard)["Location"].startswith(reverse("login"))
     # A member of an organization with lines in the period is no staff: 403 all the same.
     user = member(july["a"].site.organization) if who == "participant" else staff_user(who)
     client.force_login(user)
 
-    assert client.post(url, {"action": "discard"}).status_code == 403
+    assert client.post(url, discard).status_code == 403
 
     with pytest.raises(PermissionDenied):
-        settlement_run_discard(run=v2, by=user)
+        settlement_run_discard(run=v2, by=user, reason=REASON)
     assert SettlementRun.objects.filter(pk=v2.pk, status="calculated").exists()
 
 
@@ -496,7 +537,7 @@ def test_a_run_approved_or_discarded_meanwhile_is_not_discarded_or_claimed(
 
     # The discard reads the run again under its row lock: approved now, so it stays.
     with pytest.raises(SettlementError, match="is approved: its lines are locked"):
-        settlement_run_discard(run=seen, by=billing_clerk)
+        settlement_run_discard(run=seen, by=billing_clerk, reason=REASON)
     assert SettlementRun.objects.get(pk=v2.pk).status == "approved"
 
     # A draft discarded meanwhile: a calculate click from a page loaded before is refused.
@@ -506,14 +547,19 @@ def test_a_run_approved_or_discarded_meanwhile_is_not_discarded_or_claimed(
         period_start=dt.date(2026, 8, 1),
         by=manager,
     )
-    settlement_run_discard(run=draft, by=manager)
-    with pytest.raises(SettlementError, match=f"Run {draft.pk} no longer exists: it was discarded"):
+    discarded = settlement_run_discard(run=draft, by=manager, reason="Wrong month.")
+    when = f"{timezone.localtime(discarded.discarded_at):%Y-%m-%d %H:%M}"
+    refusal = (
+        f"Run {draft.pk} (version 1) was discarded by {manager.get_username()} on {when}: it "
+        "stays on record only, and nothing more is done with it."
+    )
+    with pytest.raises(SettlementError, match=re.escape(refusal)):
         settlement_run_calculation_request(run=draft, by=manager)
-    with pytest.raises(SettlementError, match="no longer exists"):
-        settlement_run_discard(run=draft, by=manager)
-    # Nor approved or calculated from a copy loaded before (a 404 through the console).
+    with pytest.raises(SettlementError, match=re.escape(refusal)):
+        settlement_run_discard(run=draft, by=manager, reason=REASON)
+    # Nor approved or calculated from a copy loaded before.
     for service in (settlement_run_approve, settlement_run_calculate):
-        with pytest.raises(SettlementError, match=f"Run {draft.pk} no longer exists"):
+        with pytest.raises(SettlementError, match=re.escape(refusal)):
             service(run=draft, by=billing_clerk)
     # A message for it delivered again to a worker is skipped, not an error in its log.
     assert settlement_run_calculate_task(draft.pk, manager.pk) == {
@@ -521,20 +567,53 @@ def test_a_run_approved_or_discarded_meanwhile_is_not_discarded_or_claimed(
         "skipped": "discarded",
     }
     assert sent == []
-    # Through the console: the clerk reads why, on the run list.
+    # Through the console: the clerk reads why, on the discarded run's page.
     for action in ("approve", "discard", "calculate"):
-        response = client.post(
-            reverse("console:settlement_run_action", args=[draft.pk]),
-            {"action": action},
-            follow=True,
-        )
+        response = _act(client, draft.pk, action, django_capture_on_commit_callbacks, reason=REASON)
+        assert response.redirect_chain[-1][0] == reverse("console:settlement_run", args=[draft.pk])
+        assert _messages(response) == [("error", refusal)]
+    assert SettlementRun.objects.get(pk=draft.pk).discard_reason == "Wrong month."
+    # Its progress says so, which the page's script shows in place of the progress.
+    progress = client.get(reverse("console:settlement_run_progress", args=[draft.pk])).json()
+    assert (progress["discarded"], progress["finished"], progress["text"]) == (True, True, refusal)
+
+
+def test_a_run_discarded_before_runs_were_kept_is_still_refused_as_discarded(
+    july, client, billing_clerk, manager, sent, django_capture_on_commit_callbacks
+):
+    """Runs discarded before this change have no row: every path still says "discarded"."""
+    draft = settlement_run_create(
+        program=july["v1"].program,
+        period_kind="month",
+        period_start=dt.date(2026, 8, 1),
+        by=manager,
+    )
+    SettlementRun.objects.filter(pk=draft.pk).delete()  # as the old discard left it
+    gone = f"Run {draft.pk} no longer exists: it was discarded."
+
+    for service in (
+        settlement_run_calculation_request,
+        settlement_run_approve,
+        settlement_run_calculate,
+        billing_export_create,
+    ):
+        with pytest.raises(SettlementError, match=re.escape(gone)):
+            service(run=draft, by=billing_clerk)
+    with pytest.raises(SettlementError, match=re.escape(gone)):
+        settlement_run_discard(run=draft, by=billing_clerk, reason=REASON)
+    assert settlement_run_calculate_task(draft.pk, manager.pk) == {
+        "run": draft.pk,
+        "skipped": "discarded",
+    }
+    client.force_login(billing_clerk)
+    for action in ("approve", "discard", "calculate"):
+        response = _act(client, draft.pk, action, django_capture_on_commit_callbacks, reason=REASON)
         assert response.redirect_chain[-1][0] == reverse("console:settlement_runs")
-        assert _messages(response) == [
-            ("error", f"Run {draft.pk} no longer exists: it was discarded.")
-        ]
+        assert _messages(response) == [("error", gone)]
     # Its progress answers 404, which the page's script reads as "gone" and stops polling.
     progress = client.get(reverse("console:settlement_run_progress", args=[draft.pk]))
     assert progress.status_code == 404
+    assert sent == []
 
 
 @pytest.mark.postgres
@@ -550,11 +629,11 @@ def test_a_stale_run_that_a_worker_still_holds_is_not_discarded(july, billing_cl
         with worker.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s, %s)", [background._LOCK_SPACE, v2.pk])
         with pytest.raises(SettlementError, match="being calculated in the background"):
-            settlement_run_discard(run=v2, by=billing_clerk)
-        assert SettlementRun.objects.filter(pk=v2.pk).exists()
+            settlement_run_discard(run=v2, by=billing_clerk, reason=REASON)
+        assert SettlementRun.objects.get(pk=v2.pk).status == "calculating"
     finally:
         worker.close()  # the worker's lock goes with its connection
 
-    settlement_run_discard(run=v2, by=billing_clerk)
+    settlement_run_discard(run=v2, by=billing_clerk, reason=REASON)
 
-    assert not SettlementRun.objects.filter(pk=v2.pk).exists()
+    assert SettlementRun.objects.get(pk=v2.pk).status == "discarded"
