@@ -26,7 +26,6 @@ Two rules:
 from __future__ import annotations
 
 import http.cookiejar
-
 import ipaddress
 import socket
 from collections.abc import Iterable
