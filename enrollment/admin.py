@@ -344,9 +344,13 @@ class AuditAdmin(admin.ModelAdmin):
             "audit(s) completed; their sites' audited kW is set",
         )
 
+    def has_propose_permission(self, request: HttpRequest) -> bool:
+        # The service lets only program managers create projects: a project commits money.
+        return request.user.has_perm("enrollment.add_enablementproject")
+
     @admin.action(
         description="Propose an enablement project from the recommended measures",
-        permissions=["view"],
+        permissions=["propose"],
     )
     def propose_enablement_project(self, request: HttpRequest, queryset: QuerySet[Audit]) -> None:
         admin_report(
