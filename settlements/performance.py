@@ -70,12 +70,12 @@ def site_readings(
     """Long frame [site, interval_start (UTC), kwh] of the sites' readings in [start, end),
     each site's meters summed per interval, ordered by site then time.
 
-    A site with several meters has a reading for an interval only when every one of its
-    meters with readings in the range has one there: one meter's reading is not the site's
-    load, and a missing reading is a gap, never a zero. Meters of different interval lengths
-    are summed per interval of the longest one (an interval of a shorter meter counts only
-    when all its readings are there). A meter with no reading in the whole range is taken as
-    not metering the site then.
+    A site with several meters has a reading for an interval only when every meter metering
+    the site then has one there: one meter's reading is not the site's load, and a missing
+    reading is a gap, never a zero. A meter meters the site from its first to its last
+    reading in the range (so a meter replaced by another hands over without a gap). Meters
+    of different interval lengths are summed per interval of the longest one (an interval of
+    a shorter meter counts only when all its readings are there).
 
     No Python object is built per reading on PostgreSQL: each meter's readings arrive as
     two arrays decoded by numpy (see ``_meter_arrays``). On SQLite interval starts travel
@@ -244,7 +244,8 @@ def _sum_meters(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One site's load from its meters' (UTC microseconds, kWh, interval minutes), time
     ascending: per interval of the longest length, the sum over the meters, kept only where
-    every meter has all its readings of that interval.
+    every meter whose span (first to last reading) covers the interval has all its readings
+    of it.
 
     The intervals are laid on the grid of the first reading of a meter of the longest
     length (the importer aligned every meter's readings on its own interval length).
@@ -252,19 +253,20 @@ def _sum_meters(
     longest = max(part[2] for part in parts)
     step = longest * 60_000_000
     anchor = int(next(part[0][0] for part in parts if part[2] == longest))
-    interval, total, meters_there = [], [], []
+    complete_starts, totals, spans = [], [], []
     for part_utc, part_kwh, part_minutes in parts:
         starts, at, count = np.unique(
             anchor + (part_utc - anchor) // step * step, return_inverse=True, return_counts=True
         )
         complete = count == longest // part_minutes
-        interval.append(starts[complete])
-        total.append(np.bincount(at, weights=part_kwh, minlength=starts.size)[complete])
-        meters_there.append(np.ones(int(complete.sum()), dtype=np.int64))
-    starts, at = np.unique(np.concatenate(interval), return_inverse=True)
-    summed = np.bincount(at, weights=np.concatenate(total), minlength=starts.size)
-    present = np.bincount(at, weights=np.concatenate(meters_there), minlength=starts.size)
-    every = present == len(parts)
+        complete_starts.append(starts[complete])
+        totals.append(np.bincount(at, weights=part_kwh, minlength=starts.size)[complete])
+        spans.append((starts[0], starts[-1]))
+    starts, at = np.unique(np.concatenate(complete_starts), return_inverse=True)
+    summed = np.bincount(at, weights=np.concatenate(totals), minlength=starts.size)
+    present = np.bincount(at, minlength=starts.size)
+    needed = sum(((starts >= first) & (starts <= last)).astype(np.int64) for first, last in spans)
+    every = present == needed
     return starts[every], summed[every]
 
 

@@ -49,10 +49,10 @@ def test_it_sums_a_site_s_meters_and_orders_by_site_then_time() -> None:
     assert str(frame["interval_start"].dt.tz) == "UTC"
     expected = sorted(
         [
-            # Quarters 0 and 3 have one meter's reading only: the site's load there is
-            # unknown, not that one meter's.
+            (two_meters.pk, at(0), 1.25),  # before the second meter's first reading
             (two_meters.pk, at(1), 3.0),  # 2.5 + 0.5
             (two_meters.pk, at(2), 4.25),  # 4.0 + 0.25
+            (two_meters.pk, at(3), 3.0),  # after the first meter's last reading
             (one_meter.pk, at(1), 6.0),
             (one_meter.pk, at(2), 6.5),
             (one_meter.pk, at(3), 7.0),
@@ -64,6 +64,29 @@ def test_it_sums_a_site_s_meters_and_orders_by_site_then_time() -> None:
         for site, stamp, kwh in frame.itertuples(index=False)
     ]
     assert got == expected  # the silent site has no rows at all
+
+
+@pytest.mark.django_db
+def test_a_reading_missing_from_one_of_a_site_s_meters_is_a_gap_of_the_site() -> None:
+    site = SiteFactory()
+    first, second = MeterFactory(site=site), MeterFactory(site=site)
+    store(first, {0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0})
+    store(second, {0: 2.0, 1: 2.0, 3: 2.0})  # quarter 2 is missing, inside its span
+    frame = site_readings({site.pk: [first.pk, second.pk]}, at(0), at(8))
+    got = [(stamp.to_pydatetime(), float(kwh)) for _, stamp, kwh in frame.itertuples(index=False)]
+    # Quarter 2 would read 1 kWh (the first meter alone) for a site using 3 kWh.
+    assert got == [(at(0), 3.0), (at(1), 3.0), (at(3), 3.0)]
+
+
+@pytest.mark.django_db
+def test_a_replaced_meter_hands_over_to_the_new_one_without_a_gap() -> None:
+    site = SiteFactory()
+    old, new = MeterFactory(site=site), MeterFactory(site=site)
+    store(old, {0: 1.0, 1: 1.0})
+    store(new, {2: 1.5, 3: 1.5})
+    frame = site_readings({site.pk: [old.pk, new.pk]}, at(0), at(8))
+    got = [(stamp.to_pydatetime(), float(kwh)) for _, stamp, kwh in frame.itertuples(index=False)]
+    assert got == [(at(0), 1.0), (at(1), 1.0), (at(2), 1.5), (at(3), 1.5)]
 
 
 @pytest.mark.django_db
