@@ -167,8 +167,17 @@ def _selected_days(
     return result
 
 
-def performance_chart(performance: EventPerformance, participation: Participation, zone: ZoneInfo):
-    """The event day's baseline and actual load as an accessible SVG chart (pages, statements)."""
+def performance_chart(
+    performance: EventPerformance,
+    participation: Participation,
+    zone: ZoneInfo,
+    *,
+    site_name: str | None = None,
+):
+    """The event day's baseline and actual load as an accessible SVG chart (pages, statements).
+
+    ``site_name`` names the site in the title and description (a statement passes the name
+    its run billed); by default the site's current name."""
     event = participation.event
     day = timezone.localtime(event.starts_at, zone).date()
     day_start = dt.datetime.combine(day, dt.time(), zone)
@@ -202,7 +211,7 @@ def performance_chart(performance: EventPerformance, participation: Participatio
             )
         )
     adjustment = _adjustment_window(performance, event)
-    site = participation.enrollment.site.name
+    site = participation.enrollment.site.name if site_name is None else site_name
     description = [
         f"Load of {site} on {day:%A %d %B %Y} in kW, by local time ({zone.key}).",
         f"The event ran {timezone.localtime(event.starts_at, zone):%H:%M} to "

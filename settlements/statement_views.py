@@ -50,6 +50,7 @@ from settlements.runs import (
     settlement_run_discard,
     settlement_run_restatement_request,
 )
+from settlements.runs.parties import billed_parties
 from settlements.runs.services import approved_versions_before
 
 RUN_VIEW_PERMISSION = "settlements.view_settlementrun"
@@ -419,15 +420,29 @@ def _render_run(
 ) -> HttpResponse:
     lines = list(
         SettlementLine.objects.filter(run=run)
-        .select_related("organization", "site", "event")
+        .select_related("event")
         .annotate(open_disputes=Count("disputes", filter=Q(disputes__status="open")))
         .order_by("sequence")
     )
-    totals = (
-        SettlementLine.objects.filter(run=run)
-        .values("organization", "organization__legal_name", "organization__billing_account_number")
-        .annotate(total=Sum("amount"), line_count=Count("pk"))
-        .order_by("organization__legal_name")
+    # Named as the lines bill them: a locked run as its approval recorded the parties, as
+    # the statements and the export do; another run as they stand.
+    parties = billed_parties(run)
+    for line in lines:
+        line.billed_organization = parties.organizations[line.organization_id]
+        line.billed_site = parties.sites[line.site_id] if line.site_id is not None else None
+    totals = sorted(
+        (
+            {
+                "organization": parties.organizations[row["organization"]],
+                "total": row["total"],
+                "line_count": row["line_count"],
+            }
+            for row in SettlementLine.objects.filter(run=run)
+            .values("organization")
+            .annotate(total=Sum("amount"), line_count=Count("pk"))
+            .order_by("organization")
+        ),
+        key=lambda row: row["organization"].legal_name,
     )
     total = sum((line.amount for line in lines), Decimal("0.00"))
     no_differences = (

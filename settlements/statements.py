@@ -339,7 +339,11 @@ def statement_build(
     zone = ZoneInfo(run.program.time_zone)
     disputes = disputes_for_lines(lines) if with_disputes else {}
     corrections = lines_corrected_later(run, lines) if with_disputes else {}
-    charts = event_line_charts(lines, zone) if with_charts else {}
+    charts = (
+        event_line_charts(lines, zone, {pk: site.name for pk, site in parties.sites.items()})
+        if with_charts
+        else {}
+    )
     by_site: dict[int | None, list[StatementLine]] = {}
     sites: dict[int | None, Site | None] = {}
     for line in lines:
@@ -383,7 +387,9 @@ def statement_build(
     )
 
 
-def event_line_charts(lines: list[SettlementLine], zone: ZoneInfo) -> dict[int, SafeString]:
+def event_line_charts(
+    lines: list[SettlementLine], zone: ZoneInfo, site_names: dict[int, str] | None = None
+) -> dict[int, SafeString]:
     """The load chart of each line whose performance has the event day's interval data,
     by line id: the same chart as the event performance page (actual, adjusted and
     unadjusted baseline kW over the local event day, the event shaded), so the statement
@@ -393,6 +399,8 @@ def event_line_charts(lines: list[SettlementLine], zone: ZoneInfo) -> dict[int, 
     had too little data to draw get none, and so does a second line of the same event's
     performance (its excess energy charge after its energy line): one chart per event,
     under the first of its lines (a chart's element ids are its performance's).
+    ``site_names`` (site id to name) names the sites as the run billed them; a site not in
+    it by its current name.
     """
     from settlements.performance_views import performance_chart
 
@@ -411,7 +419,10 @@ def event_line_charts(lines: list[SettlementLine], zone: ZoneInfo) -> dict[int, 
     )
     return {
         line.pk: performance_chart(
-            line.performance, participations[line.performance.participation_id], zone
+            line.performance,
+            participations[line.performance.participation_id],
+            zone,
+            site_name=(site_names or {}).get(line.site_id),
         )
         for line in drawable
     }

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from dr_platform.models import Membership
+from dr_platform.roles import BILLING
 from settlements.billing import billing_export_create
 from settlements.models import SettlementRun
 from settlements.runs import settlement_run_restate
@@ -26,6 +27,7 @@ from settlements.statements import (
     statement_later_versions,
     statement_pdf,
 )
+from tests.factories import staff_user
 from tests.settlements.settlement_helpers import (
     approved,
     calculated,
@@ -427,6 +429,22 @@ def test_the_statement_names_the_accounts_the_run_was_approved_for(cast, client)
     assert f'<h2>Acme Plant <span class="muted">· service account {service_account}' in html
     assert "Total for Acme Plant" in html
     assert "BA-9999" not in html and "SA-99999999" not in html and "Winter" not in html
+    # The event charts name the site as billed too.
+    assert "Baseline and actual load, Acme Plant, 2026-07-14" in html
+    assert "Acme Warehouse" not in html
+
+
+def test_the_console_run_page_names_the_accounts_the_run_was_approved_for(cast, client):
+    client.force_login(staff_user(BILLING))
+    _rename_acme(cast, cast.program)
+
+    html = client.get(reverse("console:settlement_run", args=[cast.run.pk])).content.decode()
+
+    assert "<td>Acme Cold Storage LLC</td><td>BA-7001</td>" in html  # totals per organization
+    assert html.count("<td>Acme Cold Storage LLC</td><td>Acme Plant</td>") == len(
+        cast.lines(cast.acme)
+    )
+    assert "Acme Frozen" not in html and "BA-9999" not in html and "Acme Warehouse" not in html
 
 
 def test_a_statement_of_a_run_not_approved_yet_names_the_accounts_as_they_stand(cast):
