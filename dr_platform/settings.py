@@ -222,7 +222,8 @@ elif CELERY_BROKER_URL.startswith("memory://"):
     _default_result_backend = "cache+memory://"
 else:
     # A task not acknowledged within the visibility timeout is redelivered by Redis; it must
-    # exceed the longest task time limit, or a slow task would run twice.
+    # exceed the longest task time limit, or a slow task would run twice, and the longest
+    # countdown a task is scheduled with (events.services.pipeline.RETRY_AFTER_MAX_SECONDS).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     _default_result_backend = CELERY_BROKER_URL
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _default_result_backend)

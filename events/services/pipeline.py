@@ -75,6 +75,10 @@ MAX_ATTEMPTS: Final = 8
 #: Backoff after the n-th failed attempt: BASE * 2**(n-1) seconds, capped.
 RETRY_BASE_SECONDS: Final = 2.0
 RETRY_MAX_SECONDS: Final = 300.0
+#: The longest wait a provider's Retry-After gets. A retry's countdown must stay well under
+#: the Redis visibility timeout (3,600 s, see settings), or Redis hands the waiting message
+#: out again every hour; and a notice an hour late is of no use anyway.
+RETRY_AFTER_MAX_SECONDS: Final = 900.0
 #: A claim accepts a message arriving this early for its ``next_attempt_at``, so a
 #: countdown that fires a little before the database clock says so is not dropped.
 CLAIM_TOLERANCE: Final = dt.timedelta(seconds=1)
@@ -350,9 +354,11 @@ def build_message(notification: Notification) -> OutboundMessage:
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> float:
-    """Seconds before attempt ``attempts + 1``: exponential, capped, at least ``retry_after``."""
+    """Seconds before attempt ``attempts + 1``: exponential, capped, at least the provider's
+    ``retry_after`` up to :data:`RETRY_AFTER_MAX_SECONDS` (a webhook receiver is the
+    participant's: its hint can be anything, ``inf`` included)."""
     backoff = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return max(backoff, retry_after or 0.0)
+    return max(backoff, min(retry_after or 0.0, RETRY_AFTER_MAX_SECONDS))
 
 
 #: Relations a send reads per row (content, address, whether it is still wanted); the

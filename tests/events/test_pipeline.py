@@ -156,6 +156,22 @@ def test_the_backoff_honours_the_providers_retry_after(call_event, live_twilio, 
     assert notification.next_attempt_at == NOW + dt.timedelta(seconds=30)
 
 
+@pytest.mark.parametrize("retry_after", ["7200", "inf", "99999999999999999999"])
+def test_a_providers_retry_after_waits_at_most_fifteen_minutes(
+    call_event, live_twilio, enqueued, retry_after
+):
+    # The retry's countdown stays under the Redis visibility timeout (3,600 s), and a hint
+    # too large for a date (a participant's webhook receiver can answer anything) is a wait
+    # like any other, not an error in the middle of a batch.
+    live_twilio.retry_after = retry_after
+    live_twilio.script("429")
+    notification = call_event().event.notifications.filter(contact_method__kind="sms").first()
+    assert services.notification_send(notification.pk, now=NOW) == "retry"
+    notification.refresh_from_db()
+    assert notification.next_attempt_at == NOW + dt.timedelta(minutes=15)
+    assert enqueued[-1][0] == notification.pk and enqueued[-1][2] == pytest.approx(900.0)
+
+
 def test_retries_stop_after_the_maximum_and_the_next_method_is_tried(
     call_event, live_twilio, enqueued
 ):
