@@ -379,7 +379,12 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
         site_id = participation.enrollment.site_id
         parts = {
             "spec": parameters,
-            "event": [event.starts_at.isoformat(), event.ends_at.isoformat()],
+            # In UTC, as read from the database: the same event, whatever zone the caller's
+            # datetimes are in, has one fingerprint.
+            "event": [
+                event.starts_at.astimezone(dt.UTC).isoformat(),
+                event.ends_at.astimezone(dt.UTC).isoformat(),
+            ],
             "excluded": sorted(excluded.get(site_id, ())),
             "committed_kw": str(participation.committed_kw),
         }

@@ -28,16 +28,17 @@ def meter_data_import_task(data_import_id: int) -> str | None:
 def performance_compute_event_task(event_id: int) -> dict[str, int]:
     """Compute the performance of every participation of a completed event.
 
-    Idempotent: unchanged inputs write nothing (the fingerprint matches). When new versions
-    were written, participants get their summary notice (once each). Returns counts.
+    Idempotent: unchanged inputs write nothing (the fingerprint matches). Participants get
+    their summary notice once each, whether or not this run wrote anything: a message
+    redelivered after a worker died between the computation's commit and the summaries
+    finds the performances written and still sends them. Returns counts.
     """
     from events.models import Event
     from settlements.performance import performance_compute_event, performance_notify
 
     event = Event.objects.select_related("program").get(pk=event_id)
     report = performance_compute_event(event=event)
-    if report.created:
-        performance_notify(event)
+    performance_notify(event)
     return {
         "created": len(report.created),
         "unchanged": len(report.unchanged),

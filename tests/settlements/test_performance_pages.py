@@ -274,6 +274,26 @@ def test_the_performance_task_notifies_after_writing_new_versions(organization_a
     assert Notification.objects.filter(kind=Notification.Kind.SUMMARY).count() == 1
 
 
+def test_a_redelivered_performance_task_sends_the_summaries_a_dead_worker_did_not(
+    organization_a,
+):
+    from settlements.tasks import performance_compute_event_task
+
+    program = ProgramFactory(baseline_preset="caiso_10_of_10", season_start=dt.date(2026, 5, 1))
+    site = SiteFactory(organization=organization_a)
+    store_readings(MeterFactory(site=site), HISTORY, cut_to(60.0, 100.0))
+    event = completed_event(program, [(EnrollmentFactory(site=site, program=program), 50)])
+    _reached(event.participations.get())
+    # The first delivery's worker committed the performance, then died before the summaries.
+    performance_compute_event(event=event)
+
+    counts = performance_compute_event_task(event.pk)
+
+    assert counts == {"created": 0, "unchanged": 1, "insufficient": 0}, counts
+    [summary] = Notification.objects.filter(kind=Notification.Kind.SUMMARY)
+    assert summary.payload["reduction_kw"] == "40.0"
+
+
 def test_insufficient_data_gets_no_summary(organization_a):
     program = ProgramFactory(baseline_preset="caiso_10_of_10")
     site = SiteFactory(organization=organization_a)
