@@ -424,6 +424,7 @@ def console_sections(user: AbstractBaseUser) -> list[dict]:
 
 
 @staff_required
+@require_GET
 def console_home(request: HttpRequest) -> HttpResponse:
     """The manager console's front page: counts and the way into each area the user's
     roles may open."""
