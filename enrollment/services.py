@@ -373,7 +373,7 @@ def enrollment_firm_service_level_set(
 def audit_schedule(*, site: Site, auditor: AbstractBaseUser, scheduled_for: dt.datetime) -> Audit:
     """Schedule an audit of ``site`` by ``auditor`` (a member of the Auditors group)."""
     if not auditor.has_perm("enrollment.add_audit"):
-        raise PermissionDenied("Only auditors schedule audits.")
+        raise PermissionDenied("Only auditors and program managers carry out audits.")
     audit = Audit(site=site, auditor=auditor, scheduled_for=scheduled_for)
     audit.full_clean()
     audit.save()
@@ -383,7 +383,7 @@ def audit_schedule(*, site: Site, auditor: AbstractBaseUser, scheduled_for: dt.d
 def audit_complete(*, audit: Audit, by: AbstractBaseUser, summary: str = "") -> Audit:
     """Complete ``audit``: fix its curtailable kW (sum of findings) on the audit and the site."""
     if not by.has_perm("enrollment.change_audit"):
-        raise PermissionDenied("Only auditors complete audits.")
+        raise PermissionDenied("Only auditors and program managers complete audits.")
     total = audit.findings.aggregate(total=Sum("curtailable_kw"))["total"]
     if total is None:
         raise ValidationError("Record at least one finding before completing the audit.")
