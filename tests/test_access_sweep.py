@@ -197,6 +197,24 @@ def test_the_sweep_covers_every_parameter_of_the_portal():
     assert unknown == set()
 
 
+def _state_of(organization: Organization) -> tuple:
+    """What a POST of a participant's page could change of ``organization``'s data."""
+    return (
+        ContactMethod.objects.filter(contact__organization=organization).count(),
+        list(
+            Participation.objects.filter(enrollment__site__organization=organization)
+            .order_by("pk")
+            .values_list("status", flat=True)
+        ),
+        Dispute.objects.filter(organization=organization).count(),
+        Enrollment.objects.filter(site__organization=organization, status="active").count(),
+    )
+
+
+def _get_and_post(client, path: str) -> tuple[int, int]:
+    return client.get(path).status_code, client.post(path, {}).status_code
+
+
 def _another_organizations_pages_answer_404(world, harbor_client) -> None:
     harbor, northside = world
     values = _theirs(harbor, northside)
@@ -207,23 +225,14 @@ def _another_organizations_pages_answer_404(world, harbor_client) -> None:
         if "organization_id" not in _parameters(route):
             continue
         path = _path(route, values)
-        answered[path] = (
-            harbor_client.get(path).status_code,
-            harbor_client.post(path, {}).status_code,
-        )
+        answered[path] = _get_and_post(harbor_client, path)
     assert len(answered) > 20
     assert {path: codes for path, codes in answered.items() if not _not_found(*codes)} == {}
 
 
 def _another_organizations_objects_answer_404_under_ones_own(world, harbor_client) -> None:
     harbor, northside = world
-    before = (
-        ContactMethod.objects.filter(contact__organization=northside).count(),
-        list(Participation.objects.filter(enrollment__site__organization=northside)
-             .order_by("pk").values_list("status", flat=True)),
-        Dispute.objects.filter(organization=northside).count(),
-        Enrollment.objects.filter(site__organization=northside, status="active").count(),
-    )  # fmt: skip
+    before = _state_of(northside)
     own_run = OWNED["run_id"](harbor).first()
     answered = {}
     for route in _portal_routes():
@@ -238,19 +247,10 @@ def _another_organizations_objects_answer_404_under_ones_own(world, harbor_clien
             values["run_id"] = own_run.pk
             values["line_id"] = OWNED["line_id"](northside).filter(run=own_run).first().pk
         path = _path(route, values)
-        answered[path] = (
-            harbor_client.get(path).status_code,
-            harbor_client.post(path, {}).status_code,
-        )
+        answered[path] = _get_and_post(harbor_client, path)
     assert len(answered) > 10
     assert {path: codes for path, codes in answered.items() if not _not_found(*codes)} == {}
-    after = (
-        ContactMethod.objects.filter(contact__organization=northside).count(),
-        list(Participation.objects.filter(enrollment__site__organization=northside)
-             .order_by("pk").values_list("status", flat=True)),
-        Dispute.objects.filter(organization=northside).count(),
-        Enrollment.objects.filter(site__organization=northside, status="active").count(),
-    )  # fmt: skip
+    after = _state_of(northside)
     assert after == before
 
 
