@@ -1191,21 +1191,17 @@ class _Importer:
         except _StoredMeanwhile:
             return False
         except IntegrityError:
-            # Another import of the same file succeeded while this one ran.
-            original = (
-                MeterDataImport.objects.filter(
-                    sha256=self.record.sha256, status=MeterDataImport.Status.SUCCEEDED
-                )
-                .exclude(pk=self.record.pk)
-                .first()
+            # Another import of the same file (for the same chosen meter) succeeded while
+            # this one ran.
+            original = succeeded_import_of(
+                sha256=self.record.sha256,
+                meter_id=self.record.meter_id,
+                other_than=self.record.pk,
             )
             if original is None:
                 raise
             self.record.duplicate_of = original
-            self._finish(
-                MeterDataImport.Status.DUPLICATE,
-                f"This file was imported already (import #{original.pk}); nothing was changed.",
-            )
+            self._finish(MeterDataImport.Status.DUPLICATE, duplicate_message(original))
         return True
 
     def _lock_staged_meters(self, cursor: Any) -> None:
@@ -1495,6 +1491,38 @@ def run_import(
     return _Importer(data_import, on_progress, direct=direct).run()
 
 
+def succeeded_import_of(
+    *, sha256: str, meter_id: int | None, other_than: int | None = None
+) -> MeterDataImport | None:
+    """Return the succeeded import of the file with this SHA-256 for the same chosen meter
+    (``meter_id`` None: no meter chosen), other than import ``other_than``; None when there
+    is none.
+
+    A file uploaded for another meter, or without one, is another import: the same bytes
+    imported for the wrong meter can be imported again for the right one. The database
+    holds at most one such import (``meterdataimport_one_success_per_file_meter``).
+    """
+    imports = MeterDataImport.objects.filter(
+        sha256=sha256, status=MeterDataImport.Status.SUCCEEDED
+    ).select_related("meter")
+    if meter_id is None:
+        imports = imports.filter(meter__isnull=True)
+    else:
+        imports = imports.filter(meter_id=meter_id)
+    if other_than is not None:
+        imports = imports.exclude(pk=other_than)
+    return imports.first()
+
+
+def duplicate_message(original: MeterDataImport) -> str:
+    """What a duplicate import says: which import (and chosen meter) stored the file."""
+    meter = f" for meter {original.meter.meter_id}" if original.meter else ""
+    return (
+        f"This file was imported already{meter} (import #{original.pk} of "
+        f"{original.created_at:%Y-%m-%d %H:%M} UTC); nothing was changed."
+    )
+
+
 def sha256_of(chunks: Iterable[bytes]) -> str:
     """Return the hex SHA-256 of the concatenated byte chunks."""
     digest = hashlib.sha256()
@@ -1511,6 +1539,8 @@ __all__ = [
     "MeterFacts",
     "Progress",
     "ProgressCallback",
+    "duplicate_message",
     "run_import",
     "sha256_of",
+    "succeeded_import_of",
 ]

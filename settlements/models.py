@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from enrollment.models import Meter
 
@@ -65,8 +66,9 @@ class MeterDataImport(models.Model):
 
     A file is imported all or nothing: ``rows_accepted`` are stored only when the status is
     ``succeeded``. With ``valid_rows_only`` the rejected rows are left out instead of failing
-    the file, and listed in ``error_report``. A file whose sha256 matches a succeeded import
-    is not imported again (status ``duplicate``, pointing at the original).
+    the file, and listed in ``error_report``. A file whose sha256 and chosen ``meter`` (none
+    = none) match a succeeded import is not imported again (status ``duplicate``, pointing
+    at the original): the same bytes for another chosen meter are another import.
     """
 
     class Status(models.TextChoices):
@@ -140,12 +142,15 @@ class MeterDataImport(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            # The same file is imported successfully at most once; a rejected or failed
-            # attempt may be retried (after fixing the meters, say).
+            # The same file is imported successfully at most once per chosen meter (none
+            # counting as one choice: NULLs would never collide); a rejected or failed
+            # attempt may be retried (after fixing the meters, say), and a file imported
+            # for the wrong meter may be imported again for the right one.
             models.UniqueConstraint(
-                fields=["sha256"],
+                "sha256",
+                Coalesce("meter", models.Value(0)),
                 condition=models.Q(status="succeeded"),
-                name="meterdataimport_one_success_per_file",
+                name="meterdataimport_one_success_per_file_meter",
             )
         ]
         indexes = [

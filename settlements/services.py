@@ -20,7 +20,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from enrollment.models import Meter
-from settlements.importer import ProgressCallback, run_import, sha256_of
+from settlements.importer import (
+    ProgressCallback,
+    duplicate_message,
+    run_import,
+    sha256_of,
+    succeeded_import_of,
+)
 from settlements.meterdata import FORMATS
 from settlements.models import MeterDataImport
 
@@ -54,10 +60,11 @@ def meter_data_import_create(
     """Store a meter data file and return its import record.
 
     ``stream`` is a seekable binary stream (an upload, an open file). When a succeeded import
-    has the same SHA-256 the file is not stored again: the record comes back with status
-    ``duplicate`` and ``duplicate_of`` set, and nothing else happens. Otherwise the record is
-    ``pending``; ``meter_data_import_run`` imports it. ``format`` is "" (detect) or one of
-    ``settlements.meterdata.FORMATS``; raises ValueError for another.
+    has the same SHA-256 and the same chosen ``meter`` (none = none) the file is not stored
+    again: the record comes back with status ``duplicate`` and ``duplicate_of`` set, and
+    nothing else happens. The same bytes for another chosen meter are another import.
+    Otherwise the record is ``pending``; ``meter_data_import_run`` imports it. ``format`` is
+    "" (detect) or one of ``settlements.meterdata.FORMATS``; raises ValueError for another.
     """
     if format and format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
@@ -76,27 +83,18 @@ def meter_data_import_create(
         time_zone=time_zone,
         created_by=by,
     )
-    original = _succeeded_import(digest)
+    original = succeeded_import_of(sha256=digest, meter_id=meter.pk if meter else None)
     if original is not None:
         record.status = MeterDataImport.Status.DUPLICATE
         record.duplicate_of = original
         record.finished_at = timezone.now()
-        record.message = (
-            f"This file was imported already (import #{original.pk} of "
-            f"{original.created_at:%Y-%m-%d %H:%M} UTC); nothing was changed."
-        )
+        record.message = duplicate_message(original)
         record.save()
         return record
     record.save()
     record.file.save(file_name, File(stream, name=file_name), save=False)
     record.save(update_fields=["file"])
     return record
-
-
-def _succeeded_import(digest: str) -> MeterDataImport | None:
-    return MeterDataImport.objects.filter(
-        sha256=digest, status=MeterDataImport.Status.SUCCEEDED
-    ).first()
 
 
 def meter_data_import_run(
@@ -106,8 +104,9 @@ def meter_data_import_run(
 
     Claims the record first (``pending`` -> ``running``, or a ``running`` one abandoned by a
     killed worker), so a redelivered task does nothing and returns None. A file that
-    succeeded meanwhile in another import ends as ``duplicate``. An unexpected error marks the
-    import ``failed`` (nothing stored: the merge is one transaction) and is raised again.
+    succeeded meanwhile in another import for the same chosen meter ends as ``duplicate``.
+    An unexpected error marks the import ``failed`` (nothing stored: the merge is one
+    transaction) and is raised again.
     """
     now = timezone.now()
     claimable = Q(status=MeterDataImport.Status.PENDING) | Q(
@@ -119,12 +118,12 @@ def meter_data_import_run(
     if not claimed:
         return None
     record = MeterDataImport.objects.get(pk=data_import_id)
-    original = _succeeded_import(record.sha256)
+    original = succeeded_import_of(sha256=record.sha256, meter_id=record.meter_id)
     if original is not None:
         record.status = MeterDataImport.Status.DUPLICATE
         record.duplicate_of = original
         record.finished_at = timezone.now()
-        record.message = f"This file was imported already (import #{original.pk})."
+        record.message = duplicate_message(original)
         record.save(update_fields=["status", "duplicate_of", "finished_at", "message"])
         return record
     try:

@@ -13,6 +13,7 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from settlements.importer import Coverage
 from settlements.models import MeterDataImport, MeterReading, ReadingRevision
@@ -227,6 +228,66 @@ def test_a_rejected_file_may_be_imported_again_once_fixed(meter):
     assert import_text(text).status == "rejected"
     MeterFactory(meter_id="M2")
     assert import_text(text).status == "succeeded"
+
+
+def _utility_download(account: str = "") -> str:
+    """A utility download of one hour-by-hour day, 1 kWh an hour (its preamble names
+    ``account``, or no account)."""
+    preamble = f"Account Number,{account}\n\n" if account else ""
+    return (
+        preamble
+        + "TYPE,DATE,START TIME,END TIME,USAGE,UNITS,COST,NOTES\n"
+        + "".join(
+            f"Electric usage,2026-01-05,{hour:02d}:00,{hour:02d}:59,1.00,kWh,$0.10,\n"
+            for hour in range(24)
+        )
+    )
+
+
+def test_a_file_imported_for_the_wrong_meter_can_be_imported_for_the_right_one():
+    wrong = MeterFactory(meter_id="M-WRONG", interval_minutes=60)
+    right = MeterFactory(meter_id="M-RIGHT", interval_minutes=60)
+    text = _utility_download()
+    first = import_text(text, meter=wrong)
+    assert first.status == "succeeded", first.message
+
+    record = import_text(text, meter=right)
+    assert record.status == "succeeded", record.message
+    assert record.rows_accepted == 24
+    assert len(stored(right)) == 24
+    # Nothing is undone automatically: the wrong meter keeps its readings until corrected.
+    assert len(stored(wrong)) == 24
+
+    again = import_text(text, meter=right)
+    assert again.status == "duplicate"
+    assert again.duplicate_of == record
+    assert "M-RIGHT" in again.message
+
+
+def test_a_file_imported_without_a_chosen_meter_differs_from_one_with_a_meter(meter):
+    text = canonical([("M1", T0, 1), ("M1", T1, 2)])
+    first = import_text(text)
+    chosen = import_text(text, meter=meter)
+    assert chosen.status == "succeeded"
+    assert (chosen.rows_accepted, chosen.rows_unchanged) == (0, 2)
+    assert import_text(text).duplicate_of == first
+    assert import_text(text, meter=meter).duplicate_of == chosen
+
+
+def test_the_database_holds_one_success_per_file_and_chosen_meter(meter):
+    other = MeterFactory(meter_id="M2")
+
+    def succeeded(chosen) -> MeterDataImport:
+        return MeterDataImport.objects.create(
+            file_name="readings.csv", sha256="ab" * 32, meter=chosen, status="succeeded"
+        )
+
+    succeeded(None)
+    succeeded(meter)
+    succeeded(other)
+    for chosen in (None, meter):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            succeeded(chosen)
 
 
 def test_a_meter_chosen_at_upload_limits_a_canonical_file_to_it(meter):
