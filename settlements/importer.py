@@ -1191,9 +1191,9 @@ class _Importer:
         except _StoredMeanwhile:
             return False
         except IntegrityError:
-            # Another import of the same file (for the same chosen meter) succeeded while
-            # this one ran.
-            original = succeeded_import_of(
+            # Another import of the same file (for the same chosen meter) stored all of it
+            # while this one ran.
+            original = complete_import_of(
                 sha256=self.record.sha256,
                 meter_id=self.record.meter_id,
                 other_than=self.record.pk,
@@ -1491,19 +1491,22 @@ def run_import(
     return _Importer(data_import, on_progress, direct=direct).run()
 
 
-def succeeded_import_of(
+def complete_import_of(
     *, sha256: str, meter_id: int | None, other_than: int | None = None
 ) -> MeterDataImport | None:
-    """Return the succeeded import of the file with this SHA-256 for the same chosen meter
+    """Return the complete import of the file with this SHA-256 for the same chosen meter
     (``meter_id`` None: no meter chosen), other than import ``other_than``; None when there
     is none.
 
-    A file uploaded for another meter, or without one, is another import: the same bytes
-    imported for the wrong meter can be imported again for the right one. The database
-    holds at most one such import (``meterdataimport_one_success_per_file_meter``).
+    Complete: succeeded with no error. A valid-rows import that left rows (or a Green Button
+    block) out stored only part of the file; importing it again stores the rows now valid
+    (a meter registered since, say) and counts the stored ones as unchanged. A file uploaded
+    for another meter, or without one, is another import: the same bytes imported for the
+    wrong meter can be imported again for the right one. The database holds at most one
+    complete import (``meterdataimport_one_complete_import_per_file_meter``).
     """
     imports = MeterDataImport.objects.filter(
-        sha256=sha256, status=MeterDataImport.Status.SUCCEEDED
+        sha256=sha256, status=MeterDataImport.Status.SUCCEEDED, error_count=0
     ).select_related("meter")
     if meter_id is None:
         imports = imports.filter(meter__isnull=True)
@@ -1539,8 +1542,8 @@ __all__ = [
     "MeterFacts",
     "Progress",
     "ProgressCallback",
+    "complete_import_of",
     "duplicate_message",
     "run_import",
     "sha256_of",
-    "succeeded_import_of",
 ]

@@ -67,8 +67,10 @@ class MeterDataImport(models.Model):
     A file is imported all or nothing: ``rows_accepted`` are stored only when the status is
     ``succeeded``. With ``valid_rows_only`` the rejected rows are left out instead of failing
     the file, and listed in ``error_report``. A file whose sha256 and chosen ``meter`` (none
-    = none) match a succeeded import is not imported again (status ``duplicate``, pointing
-    at the original): the same bytes for another chosen meter are another import.
+    = none) match a complete import (succeeded, no error) is not imported again (status
+    ``duplicate``, pointing at the original): the same bytes for another chosen meter are
+    another import, and a file stored in part (succeeded with errors: valid-rows mode left
+    something out) may be imported again for the rest.
     """
 
     class Status(models.TextChoices):
@@ -142,15 +144,16 @@ class MeterDataImport(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            # The same file is imported successfully at most once per chosen meter (none
-            # counting as one choice: NULLs would never collide); a rejected or failed
-            # attempt may be retried (after fixing the meters, say), and a file imported
+            # The same file is imported completely at most once per chosen meter (none
+            # counting as one choice: NULLs would never collide). A rejected or failed
+            # attempt may be retried (after fixing the meters, say), and so may one that
+            # stored only part of the file (valid-rows mode with errors); a file imported
             # for the wrong meter may be imported again for the right one.
             models.UniqueConstraint(
                 "sha256",
                 Coalesce("meter", models.Value(0)),
-                condition=models.Q(status="succeeded"),
-                name="meterdataimport_one_success_per_file_meter",
+                condition=models.Q(status="succeeded", error_count=0),
+                name="meterdataimport_one_complete_import_per_file_meter",
             )
         ]
         indexes = [

@@ -22,10 +22,10 @@ from django.utils import timezone
 from enrollment.models import Meter
 from settlements.importer import (
     ProgressCallback,
+    complete_import_of,
     duplicate_message,
     run_import,
     sha256_of,
-    succeeded_import_of,
 )
 from settlements.meterdata import FORMATS
 from settlements.models import MeterDataImport
@@ -59,10 +59,11 @@ def meter_data_import_create(
 ) -> MeterDataImport:
     """Store a meter data file and return its import record.
 
-    ``stream`` is a seekable binary stream (an upload, an open file). When a succeeded import
-    has the same SHA-256 and the same chosen ``meter`` (none = none) the file is not stored
-    again: the record comes back with status ``duplicate`` and ``duplicate_of`` set, and
-    nothing else happens. The same bytes for another chosen meter are another import.
+    ``stream`` is a seekable binary stream (an upload, an open file). When an import that
+    stored all of the file (succeeded, no error) has the same SHA-256 and the same chosen
+    ``meter`` (none = none) the file is not stored again: the record comes back with status
+    ``duplicate`` and ``duplicate_of`` set, and nothing else happens. The same bytes for
+    another chosen meter are another import, and so is a file stored only in part before.
     Otherwise the record is ``pending``; ``meter_data_import_run`` imports it. ``format`` is
     "" (detect) or one of ``settlements.meterdata.FORMATS``; raises ValueError for another.
     """
@@ -83,7 +84,7 @@ def meter_data_import_create(
         time_zone=time_zone,
         created_by=by,
     )
-    original = succeeded_import_of(sha256=digest, meter_id=meter.pk if meter else None)
+    original = complete_import_of(sha256=digest, meter_id=meter.pk if meter else None)
     if original is not None:
         record.status = MeterDataImport.Status.DUPLICATE
         record.duplicate_of = original
@@ -104,7 +105,8 @@ def meter_data_import_run(
 
     Claims the record first (``pending`` -> ``running``, or a ``running`` one abandoned by a
     killed worker), so a redelivered task does nothing and returns None. A file that
-    succeeded meanwhile in another import for the same chosen meter ends as ``duplicate``.
+    another import for the same chosen meter stored completely meanwhile ends as
+    ``duplicate``.
     An unexpected error marks the import ``failed`` (nothing stored: the merge is one
     transaction) and is raised again.
     """
@@ -118,7 +120,7 @@ def meter_data_import_run(
     if not claimed:
         return None
     record = MeterDataImport.objects.get(pk=data_import_id)
-    original = succeeded_import_of(sha256=record.sha256, meter_id=record.meter_id)
+    original = complete_import_of(sha256=record.sha256, meter_id=record.meter_id)
     if original is not None:
         record.status = MeterDataImport.Status.DUPLICATE
         record.duplicate_of = original

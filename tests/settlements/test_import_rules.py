@@ -223,6 +223,32 @@ def test_a_file_imported_before_does_nothing_and_says_so(meter):
     assert MeterReading.objects.count() == 2
 
 
+def test_a_file_stored_in_part_may_be_imported_again_for_the_rest(meter):
+    text = canonical([("M1", T0, 1), ("M2", T0, 2), ("M1", T1, 3), ("M2", T1, 4)])
+    partial = import_text(text, valid_rows_only=True)
+    assert partial.status == "succeeded"
+    assert (partial.rows_accepted, partial.rows_rejected) == (2, 2)
+
+    other = MeterFactory(meter_id="M2")
+    record = import_text(text)
+    assert record.status == "succeeded", (record.message, codes(record))
+    assert (record.rows_accepted, record.rows_unchanged, record.rows_rejected) == (2, 2, 0)
+    assert stored(meter) == [("2026-01-01T00:00Z", 1.0), ("2026-01-01T00:15Z", 3.0)]
+    assert stored(other) == [("2026-01-01T00:00Z", 2.0), ("2026-01-01T00:15Z", 4.0)]
+
+    again = import_text(text, valid_rows_only=True)
+    assert again.status == "duplicate"
+    assert again.duplicate_of == record
+
+
+def test_a_file_still_missing_a_meter_may_be_imported_in_part_again(meter):
+    text = canonical([("M1", T0, 1), ("M2", T0, 2)])
+    first = import_text(text, valid_rows_only=True)
+    second = import_text(text, valid_rows_only=True)
+    assert (first.status, second.status) == ("succeeded", "succeeded")
+    assert (second.rows_accepted, second.rows_unchanged, second.rows_rejected) == (0, 1, 1)
+
+
 def test_a_rejected_file_may_be_imported_again_once_fixed(meter):
     text = canonical([("M1", T0, 1), ("M2", T1, 2)])
     assert import_text(text).status == "rejected"
@@ -288,6 +314,24 @@ def test_the_database_holds_one_success_per_file_and_chosen_meter(meter):
     for chosen in (None, meter):
         with pytest.raises(IntegrityError), transaction.atomic():
             succeeded(chosen)
+
+
+def test_the_database_lets_a_file_stored_in_part_succeed_again(meter):
+    def succeeded(error_count: int) -> MeterDataImport:
+        return MeterDataImport.objects.create(
+            file_name="readings.csv",
+            sha256="ab" * 32,
+            meter=meter,
+            status="succeeded",
+            valid_rows_only=True,
+            error_count=error_count,
+        )
+
+    succeeded(error_count=3)
+    succeeded(error_count=1)
+    succeeded(error_count=0)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        succeeded(error_count=0)
 
 
 def test_a_meter_chosen_at_upload_limits_a_canonical_file_to_it(meter):
