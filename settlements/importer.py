@@ -24,6 +24,11 @@ Times: readings are keyed by UTC interval start. The wall-clock formats (utility
 read in the import's ``time_zone``: the one given, else the program zone of the chosen meter
 (of a utility download: of its account's meter), else the only program zone in use, else
 ``settings.TIME_ZONE``.
+
+Units: readings are stored in kWh. A file that states its unit is read in it (canonical's
+``kwh`` column, a utility download's UNITS, Green Button's ReadingType); the wide CSV states
+none, so its values are in the unit of each row's meter (``Meter.unit``: Wh is divided by
+1000).
 """
 
 from __future__ import annotations
@@ -75,6 +80,10 @@ MAX_LISTED_FLAGS = 200
 IMPLAUSIBLE_PEAK_FACTOR = 2.0
 #: Stored and incoming values closer than this (kWh) are the same reading.
 SAME_KWH = 1e-9
+#: Values per kWh, by ``Meter.unit``, in a file that states no unit of its own (the wide
+#: CSV); files that do (canonical's kwh column, a utility download's UNITS, Green Button's
+#: ReadingType) are read in their own unit.
+BARE_VALUES_PER_KWH = {Meter.Unit.KWH: 1.0, Meter.Unit.WH: 1000.0}
 #: Rows per staging batch on SQLite.
 SQLITE_BATCH_ROWS = 50_000
 #: Quality flags longer than this do not fit ``MeterReading.quality``.
@@ -130,6 +139,8 @@ class MeterFacts:
     peak_kw: float  # the site's peak demand; 0 when unknown (nothing is flagged then)
     time_zone: str
     zone_known: bool  # time_zone is the meter's program zone, not the settings default
+    # Values per kWh in a file that states no unit (the wide CSV): 1000 for a Wh meter.
+    bare_values_per_kwh: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +403,8 @@ class _Importer:
         self.staging = True  # False after a file problem: nothing more to stage
         self.fatal = False  # the file could not be read to its end
         self.greenbutton = False
+        # The file's values are bare numbers in each row's meter's unit (``Meter.unit``).
+        self.bare_values = False
         self.series_meters: dict[str, MeterFacts | None] = {}
         self.series_labels: dict[str, str] = {}
         self._report_file: IO[str] | None = None
@@ -558,6 +571,8 @@ class _Importer:
         record.time_zone = zone
         if parsed.format in (UTILITY, WIDE) and not self.zone_given:
             self.wall_clock_zone = zone
+        # Only the wide CSV leaves the unit to the meter (see BARE_VALUES_PER_KWH).
+        self.bare_values = parsed.format == WIDE
         if parsed.format == GREENBUTTON:
             self.greenbutton = True
             self._map_series(parsed)
@@ -647,7 +662,12 @@ class _Importer:
     def _meter_facts(self, meters: Any) -> dict[int, MeterFacts]:
         rows = list(
             meters.values_list(
-                "pk", "meter_id", "interval_minutes", "records_net_energy", "site__peak_demand_kw"
+                "pk",
+                "meter_id",
+                "interval_minutes",
+                "records_net_energy",
+                "site__peak_demand_kw",
+                "unit",
             )
         )
         pks = [row[0] for row in rows]
@@ -658,9 +678,16 @@ class _Importer:
             )
         )
         facts = {}
-        for pk, meter_id, minutes, net, peak in rows:
+        for pk, meter_id, minutes, net, peak, unit in rows:
             facts[pk] = MeterFacts(
-                pk, meter_id, int(minutes), bool(net), float(peak or 0), zones[pk], pk in enrolled
+                pk,
+                meter_id,
+                int(minutes),
+                bool(net),
+                float(peak or 0),
+                zones[pk],
+                pk in enrolled,
+                BARE_VALUES_PER_KWH[unit],
             )
             self.meter_ids[pk] = meter_id
         return facts
@@ -696,7 +723,10 @@ class _Importer:
         return resolved
 
     def _check_chunk(self, chunk: pd.DataFrame) -> None:
-        """Check one chunk's rows against their meters; stage the good ones, report the rest."""
+        """Check one chunk's rows against their meters; stage the good ones, report the rest.
+
+        Bare values (a wide file's) are converted to kWh by their meter's unit first, so the
+        checks, the flags, the stored readings and the report all read kWh."""
         n = len(chunk)
         codes, uniques = pd.factorize(chunk["meter_ref"])
         categories = [str(value) for value in uniques]
@@ -708,6 +738,7 @@ class _Importer:
             "minutes": [f.interval_minutes if f else 1 for f in resolved] + [1],
             "net": [f.records_net_energy if f else False for f in resolved] + [False],
             "peak": [f.peak_kw if f else 0.0 for f in resolved] + [0.0],
+            "per_kwh": [f.bare_values_per_kwh if f else 1.0 for f in resolved] + [1.0],
         }
         meter_pk = np.asarray(per_ref["pk"], dtype=np.int64)[codes]
         meter_minutes = np.asarray(per_ref["minutes"], dtype=np.int64)[codes]
@@ -716,6 +747,9 @@ class _Importer:
         start_ns = _start_ns(chunk)
         minutes = chunk["interval_minutes"].to_numpy(dtype=np.int64)
         kwh = chunk["kwh"].to_numpy(dtype=np.float64)
+        if self.bare_values:
+            # Divided, not multiplied by 0.001: 333 Wh is stored as 0.333, not 0.33299...
+            kwh = kwh / np.asarray(per_ref["per_kwh"], dtype=np.float64)[codes]
         flows = chunk["direction"].cat
         flow_names = [str(name) for name in flows.categories]
         flow_codes = flows.codes.to_numpy()
@@ -765,7 +799,7 @@ class _Importer:
         if bad.any():
             # Even when the file will be rejected, its good rows are staged so that the
             # duplicates and conflicts among them are reported in the same go.
-            self._report_rows(chunk, np.flatnonzero(bad), error, checks, resolved, codes)
+            self._report_rows(chunk, kwh, np.flatnonzero(bad), error, checks, resolved, codes)
         good = ~bad
         signed = np.where(received, -kwh, kwh)
         self._flag(good, signed, meter_minutes, peak, meter_pk, start_ns, line)
@@ -910,6 +944,7 @@ class _Importer:
     def _report_rows(
         self,
         chunk: pd.DataFrame,
+        kwh: np.ndarray,
         rows: np.ndarray,
         error: np.ndarray,
         checks: list[tuple[str, np.ndarray]],
@@ -919,7 +954,6 @@ class _Importer:
         refs = chunk["meter_ref"].to_numpy(dtype=object)
         start_ns = _start_ns(chunk)
         minutes = chunk["interval_minutes"].to_numpy(dtype=np.int64)
-        kwh = chunk["kwh"].to_numpy(dtype=np.float64)
         line = chunk["line"].to_numpy(dtype=np.int64)
         quality = chunk["quality"].to_numpy(dtype=object)
         self.outcome.rows_rejected += len(rows)

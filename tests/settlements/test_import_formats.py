@@ -134,6 +134,52 @@ def test_a_wide_file_with_92_and_100_interval_days_is_stored_whole():
     assert record.warning_count == 0
 
 
+@pytest.mark.parametrize("valid_rows_only", [False, True])
+def test_a_wide_file_for_a_wh_meter_is_read_in_wh(valid_rows_only: bool):
+    # The wide CSV states no unit: its cells are in the unit of each row's meter. 250 Wh a
+    # quarter-hour is 0.25 kWh (1 kW, well under the site's 100 kW peak: nothing flagged).
+    program = ProgramFactory(time_zone=NY)
+    wh_meter = MeterFactory(meter_id="M-WH", unit="Wh", site__peak_demand_kw=100)
+    kwh_meter = MeterFactory(meter_id="M-KWH", site=wh_meter.site)
+    EnrollmentFactory(site=wh_meter.site, program=program)
+    cells = ["250"] * 96 + [""] * 4
+    record = import_text(
+        _wide_file([("M-WH", "2026-03-09", cells), ("M-KWH", "2026-03-09", cells)]),
+        valid_rows_only=valid_rows_only,
+    )
+    assert record.status == "succeeded", (record.message, codes(record))
+    assert _total(wh_meter) == pytest.approx(96 * 0.25)
+    assert _total(kwh_meter) == pytest.approx(96 * 250.0)
+    assert record.flagged_count == 96  # the kWh meter's 1,000 kW only
+
+
+def test_a_wh_meters_wide_row_is_checked_and_reported_in_kwh():
+    program = ProgramFactory(time_zone=NY)
+    meter = MeterFactory(meter_id="M-WH", unit="Wh")
+    EnrollmentFactory(site=meter.site, program=program)
+    record = import_text(_wide_file([("M-WH", "2026-03-09", ["-500"] + [""] * 99)]))
+    assert record.status == "rejected"
+    problem = record.problems.get(code="negative_kwh")
+    assert "-0.5 kWh" in problem.message
+
+
+def test_files_that_state_their_unit_are_not_scaled_by_the_meters_unit():
+    program = ProgramFactory(time_zone=NY)
+    meter = MeterFactory(
+        meter_id="M-WH", unit="Wh", interval_minutes=60, site__service_account_number="777"
+    )
+    EnrollmentFactory(site=meter.site, program=program)
+    canonical_file = canonical([("M-WH", "2026-01-01T00:00:00Z", 1.5)], minutes=60)
+    assert import_text(canonical_file).status == "succeeded"  # a column named kwh
+    download = (
+        "Account Number,777\n\nTYPE,DATE,START TIME,END TIME,USAGE,UNITS,COST,NOTES\n"
+        + _utility_day("2026-01-05", list(range(24)), 2.0)  # UNITS kWh
+    )
+    record = import_text(download)
+    assert record.status == "succeeded", (record.message, codes(record))
+    assert _total(meter) == pytest.approx(1.5 + 24 * 2.0)
+
+
 def _independent_kwh(path: Path) -> tuple[float, int]:
     """(kWh total, readings) of a sample by plain ElementTree: value x 10^multiplier Wh."""
     root = ET.parse(path).getroot()  # noqa: S314 - trusted sample files
