@@ -181,10 +181,11 @@ class ProgramAdmin(admin.ModelAdmin):
         "season_start",
         "season_end",
         "baseline_preset",
+        "weekend_baseline_preset",
         "is_open",
         "active_enrollments",
     ]
-    list_filter = ["is_open", "baseline_preset", "exclusive"]
+    list_filter = ["is_open", "baseline_preset", "weekend_baseline_preset", "exclusive"]
     search_fields = ["name"]
     readonly_fields = ["created_at"]
     fieldsets = [
@@ -210,8 +211,8 @@ class ProgramAdmin(admin.ModelAdmin):
             "Measurement and payment",
             {
                 "fields": [
-                    "baseline_preset",
-                    "baseline_overrides",
+                    ("baseline_preset", "baseline_overrides"),
+                    ("weekend_baseline_preset", "weekend_baseline_overrides"),
                     "capacity_rate_per_kw_month",
                     "energy_rate_per_kwh",
                 ]

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from dr_platform.models import Membership
 from enrollment import services
+from enrollment.constants import WEEKEND_BASELINE_VARIANTS
 from enrollment.models import (
     Audit,
     AuditFinding,
@@ -113,6 +114,7 @@ def _program() -> Program:
             "opt_out_cutoff_minutes": 120,
             "ack_deadline_minutes": 30,
             "baseline_preset": "nyiso_high_5_of_10",
+            "weekend_baseline_preset": "nyiso_weekend_high_2_of_3",
             "capacity_rate_per_kw_month": Decimal("18.00"),
             "energy_rate_per_kwh": Decimal("1.00000"),
             "enablement_cost_share": Decimal("0.5"),
@@ -142,6 +144,19 @@ def _program() -> Program:
         },
     )
     return program
+
+
+def give_weekend_baseline(program: Program) -> None:
+    """Give a demo ``program`` without a weekend and holiday method the variant of its
+    weekday method, when the presets define one (a program of a demo loaded before weekend
+    methods existed); a program that has one, or whose method has no variant, is left as
+    it is."""
+    variant = WEEKEND_BASELINE_VARIANTS.get(program.baseline_preset)
+    if program.weekend_baseline_preset or variant is None:
+        return
+    program.weekend_baseline_preset = variant
+    program.full_clean()
+    program.save(update_fields=["weekend_baseline_preset"])
 
 
 def _organizations(manager) -> list[Organization]:
@@ -269,8 +284,11 @@ def _contacts(organization: Organization, rng: random.Random, index: int) -> Non
 
 def load_enrollment_demo() -> None:
     """About 40 organizations, 60 sites with meters and contacts, audits, projects, enrollments."""
-    if Program.objects.filter(name=PROGRAM_NAME).exists():
-        return  # loaded before: the rest hangs off the program and is not reloaded
+    loaded = Program.objects.filter(name=PROGRAM_NAME).first()
+    if loaded is not None:
+        # Loaded before: the rest hangs off the program and is not reloaded.
+        give_weekend_baseline(loaded)
+        return
     rng = random.Random(20260601)  # the same demo every time
     manager, auditor = _staff("manager"), _staff("auditor")
     program = _program()

@@ -9,7 +9,9 @@ kW figures are Decimal with three places (watts); money is Decimal with two.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -91,9 +93,26 @@ class Program(models.Model):
         max_length=40,
         choices=[(name, name) for name in BASELINE_PRESETS],
         default="caiso_10_of_10",
+        help_text="The baseline method of events on weekdays that are not holidays, and of "
+        "every event when no weekend and holiday method is chosen.",
     )
     baseline_overrides = models.JSONField(
         default=dict, blank=True, help_text="Baseline parameters that differ from the preset."
+    )
+    # The published methods measure an event on a Saturday, a Sunday or a holiday with a
+    # variant of their own (CAISO 4 of 4 weekend days, PJM's and NYISO's 2 of 3).
+    weekend_baseline_preset = models.CharField(
+        max_length=40,
+        choices=[(name, name) for name in BASELINE_PRESETS],
+        blank=True,
+        help_text="The baseline method of events whose local start day is a Saturday, a "
+        "Sunday or a NERC holiday, such as caiso_weekend_4_of_4 beside caiso_10_of_10. "
+        "Empty: the main baseline method measures every event.",
+    )
+    weekend_baseline_overrides = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Baseline parameters that differ from the weekend and holiday preset.",
     )
     capacity_rate_per_kw_month = models.DecimalField(**RATE, default=Decimal("0"))
     energy_rate_per_kwh = models.DecimalField(**RATE, default=Decimal("0"))
@@ -202,12 +221,54 @@ class Program(models.Model):
             add("enablement_cap", "The cap cannot be negative.")
         if self.min_committed_kw is not None and self.min_committed_kw < 0:
             add("min_committed_kw", "The minimum commitment cannot be negative.")
-        if not isinstance(self.baseline_overrides, dict):
-            add("baseline_overrides", "Overrides are an object of parameter names to values.")
+        for message in baseline_method_errors(self.baseline_preset, self.baseline_overrides):
+            add("baseline_overrides", message)
+        if self.weekend_baseline_preset:
+            for message in baseline_method_errors(
+                self.weekend_baseline_preset, self.weekend_baseline_overrides
+            ):
+                add("weekend_baseline_overrides", message)
+        elif self.weekend_baseline_overrides:
+            add(
+                "weekend_baseline_overrides",
+                "These overrides need a weekend and holiday method: choose one, or clear them.",
+            )
         for message in _stage_errors(self.enablement_stages):
             add("enablement_stages", message)
         if errors:
             raise ValidationError(errors)
+
+
+#: Checks a baseline method, a preset name and its overrides, raising ValueError or
+#: TypeError that says what is wrong. Enrollment cannot import the baseline library
+#: (imports point ``enrollment <- settlements``), so settlements installs its
+#: ``spec_from_preset`` here when the app is ready; until then only the overrides' shape is
+#: checked.
+BaselineMethodCheck = Callable[[str, dict[str, Any]], object]
+_baseline_method_check: BaselineMethodCheck | None = None
+
+
+def set_baseline_method_check(check: BaselineMethodCheck | None) -> None:
+    """Install ``check`` for :func:`baseline_method_errors` (None: the shape check only)."""
+    global _baseline_method_check
+    _baseline_method_check = check
+
+
+def baseline_method_errors(preset: str, overrides: object) -> list[str]:
+    """Return what is wrong with a baseline method of a program (empty when it is valid).
+
+    ``overrides`` must be an object of parameter names to values that, applied to the
+    preset, make a coherent method. An unknown preset is left to the field's choices.
+    """
+    if not isinstance(overrides, dict):
+        return ["Overrides are an object of parameter names to values."]
+    if _baseline_method_check is None or preset not in BASELINE_PRESETS:
+        return []
+    try:
+        _baseline_method_check(preset, overrides)
+    except (TypeError, ValueError) as error:
+        return [f"These overrides do not make a valid {preset} method: {error}."]
+    return []
 
 
 STAGE_TRIGGERS = ("approved", "installed", "verified", "season_performance")

@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from dr_platform.models import Membership
 from enrollment import services as enrollment_services
+from enrollment.demo import give_weekend_baseline
 from enrollment.models import Enrollment, Organization, Program, Site
 from events import services
 from events.models import Event, Notification, Participation, Unavailability
@@ -221,6 +222,7 @@ def _winter_program() -> Program:
             "initial_notice": "immediate",
             "reminder_minutes_before": 60,
             "baseline_preset": "nyiso_high_5_of_10",
+            "weekend_baseline_preset": "nyiso_weekend_high_2_of_3",
             "capacity_rate_per_kw_month": Decimal("6.00"),
             "energy_rate_per_kwh": Decimal("0.50000"),
             "enablement_cost_share": Decimal("0"),
@@ -239,6 +241,8 @@ def _winter_program() -> Program:
     )
     if created:
         program.full_clean()
+    else:
+        give_weekend_baseline(program)
     return program
 
 

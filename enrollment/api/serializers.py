@@ -53,6 +53,8 @@ class ProgramSerializer(serializers.ModelSerializer):
             "ack_deadline_minutes",
             "baseline_preset",
             "baseline_overrides",
+            "weekend_baseline_preset",
+            "weekend_baseline_overrides",
             "capacity_rate_per_kw_month",
             "energy_rate_per_kwh",
             "enablement_cost_share",
