@@ -17,6 +17,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -32,6 +33,7 @@ from enrollment.models import Meter
 from events.models import Event, Participation
 from settlements.baselines import (
     BaselineResult,
+    BaselineSpec,
     compute_many,
     gaming_flags_many,
     measure_many,
@@ -52,6 +54,48 @@ class PerformanceReport:
     created: tuple[int, ...]
     unchanged: tuple[int, ...]
     insufficient: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class EventMethod:
+    """The baseline method an event is measured with: the program's preset ``name`` (as
+    ``EventPerformance.method`` stores it) and ``overrides``, and whether it is the
+    program's weekend and holiday method."""
+
+    name: str
+    overrides: dict[str, Any]
+    weekend: bool
+
+    @property
+    def spec(self) -> BaselineSpec:
+        """The full method. Raises ValueError (TypeError for a wrong type) when the
+        overrides do not make a valid method (see ``spec_from_preset``)."""
+        return spec_from_preset(self.name, self.overrides)
+
+
+def is_weekend_or_holiday(day: dt.date) -> bool:
+    """Whether the local date ``day`` is a Saturday, a Sunday or a NERC holiday (see
+    ``nerc_holidays``): the days the published methods measure with their weekend and
+    holiday variant."""
+    return day.weekday() >= 5 or day in nerc_holidays(day.year, day.year)
+
+
+def event_method(event: Event) -> EventMethod:
+    """The method ``event`` is measured with: the program's weekend and holiday method when
+    the event starts on a Saturday, a Sunday or a NERC holiday (the program's local day)
+    and the program has one; otherwise its main method."""
+    program = event.program
+    if program.weekend_baseline_preset and is_weekend_or_holiday(
+        timezone.localtime(event.starts_at, ZoneInfo(program.time_zone)).date()
+    ):
+        return EventMethod(
+            name=program.weekend_baseline_preset,
+            overrides=program.weekend_baseline_overrides,
+            weekend=True,
+        )
+    return EventMethod(
+        name=program.baseline_preset, overrides=program.baseline_overrides, weekend=False
+    )
 
 
 def reading_window(event: Event, lookback_days: int) -> tuple[dt.datetime, dt.datetime]:
@@ -309,15 +353,19 @@ def _number(value: float) -> float | None:
 def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -> PerformanceReport:
     """Compute (or confirm) the performance of every participation of a completed event.
 
-    Returns which participations got a new version, which were unchanged (same
-    fingerprint) and which had insufficient data (stored as such, with the reason). Raises
-    ValueError for an event that is not completed or whose program's method is invalid.
+    The baselines use the event's method (``event_method``: the program's weekend and
+    holiday method for an event on such a day, when it has one); each performance stores
+    that method's name and parameters. Returns which participations got a new version,
+    which were unchanged (same fingerprint) and which had insufficient data (stored as such,
+    with the reason). Raises ValueError for an event that is not completed or whose method
+    is invalid.
     """
     if event.status != Event.Status.COMPLETED:
         raise ValueError(f"Event {event.pk} is {event.status}; performance needs it completed.")
     now = now or timezone.now()
     program = event.program
-    spec = spec_from_preset(program.baseline_preset, program.baseline_overrides)
+    method = event_method(event)
+    spec = method.spec
     zone = ZoneInfo(program.time_zone)
     participations = list(
         event.participations.filter(removed_at=None).select_related("enrollment__site")
@@ -392,6 +440,11 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
             # Only when there is one: a window without a holiday keeps the fingerprint it
             # had before holidays were taken into account, so nothing is rewritten for it.
             parts["holidays"] = [day.isoformat() for day in holidays]
+        if method.weekend:
+            # The name too, since the performance stores it: a weekend preset resolving to
+            # the parameters already used still gets a version that names it. Only for the
+            # weekend method, so weekday events keep their fingerprints (as for holidays).
+            parts["method"] = method.name
         fingerprint = _fingerprint(parts, *site_arrays(site_id))
         previous = current.get(participation.pk)
         if previous is not None and previous.fingerprint == fingerprint:
@@ -419,7 +472,7 @@ def performance_compute_event(*, event: Event, now: dt.datetime | None = None) -
         row = EventPerformance(
             participation=participation,
             version=(previous.version + 1) if previous else 1,
-            method=program.baseline_preset,
+            method=method.name,
             parameters=parameters,
             committed_kw=participation.committed_kw,
             fingerprint=fingerprint,
@@ -580,11 +633,7 @@ def events_needing_performance(*, now: dt.datetime | None = None) -> list[int]:
         if event.last_computed is None:
             due.append(event.pk)
             continue
-        program = event.program
-        lookback = int(
-            spec_from_preset(program.baseline_preset, program.baseline_overrides).lookback_days
-        )
-        start, end = reading_window(event, lookback)
+        start, end = reading_window(event, int(event_method(event).spec.lookback_days))
         if any(
             finished > event.last_computed and first and last and first < end and last >= start
             for finished, first, last in imports

@@ -50,7 +50,12 @@ from settlements.baselines import (
 )
 from settlements.charts import Series, load_chart
 from settlements.models import EventPerformance, MeterReading
-from settlements.performance import adjustment_text, site_readings
+from settlements.performance import (
+    adjustment_text,
+    event_method,
+    is_weekend_or_holiday,
+    site_readings,
+)
 
 VIEW_PERMISSION = "settlements.view_eventperformance"
 RECOMPUTE_PERMISSION = "settlements.change_eventperformance"
@@ -242,6 +247,16 @@ def performance_chart(
     )
 
 
+def _weekend_or_holiday_event(event: Event, zone: ZoneInfo) -> str | None:
+    """The kind of day of an event that starts on a Saturday, a Sunday or a NERC holiday
+    (the program's local day, as for its weekend and holiday method): "Saturday",
+    "Sunday" or "holiday"; None for any other day."""
+    day = timezone.localtime(event.starts_at, zone).date()
+    if not is_weekend_or_holiday(day):
+        return None
+    return f"{day:%A}" if day.weekday() >= 5 else "holiday"
+
+
 def _performance_context(request: HttpRequest, participation: Participation) -> dict:
     """Everything the performance page shows for ``participation`` (the version asked for
     with ``?version=N``, else the current one)."""
@@ -264,6 +279,9 @@ def _performance_context(request: HttpRequest, participation: Participation) -> 
         "site": participation.enrollment.site,
         "versions": versions,
         "performance": None,
+        "event_day_kind": _weekend_or_holiday_event(
+            participation.event, ZoneInfo(participation.event.program.time_zone)
+        ),
     }
     if chosen is None:
         return context
@@ -464,6 +482,7 @@ def console_event_summary(request: HttpRequest, event_id: int) -> HttpResponse:
     flags, and the totals (kW reduced against committed)."""
     _require(request, VIEW_PERMISSION)
     event = get_object_or_404(Event.objects.select_related("program"), pk=event_id)
+    zone = ZoneInfo(event.program.time_zone)
     participations = _with_current(
         _participation_queryset()
         .filter(event=event, removed_at=None)
@@ -475,7 +494,9 @@ def console_event_summary(request: HttpRequest, event_id: int) -> HttpResponse:
         "console/performance/event_summary.html",
         {
             "event": event,
-            "zone": ZoneInfo(event.program.time_zone),
+            "zone": zone,
+            "method": event_method(event),
+            "event_day_kind": _weekend_or_holiday_event(event, zone),
             "participations": participations,
             "totals": event_totals(participations),
             "may_recompute": request.user.has_perm(RECOMPUTE_PERMISSION),
@@ -558,7 +579,13 @@ class SiteAccuracy:
 
 def _methods(program: Program) -> tuple[dict[str, BaselineSpec], str]:
     """Every preset, plus the program's own method when its overrides change its preset;
-    returns them and the name of the program's method among them."""
+    returns them and the name of the program's method among them.
+
+    The program's method here is its main (weekday) method only: its weekend and holiday
+    method is back-tested as the preset it names (on weekend days and holidays, like every
+    weekend method) but not marked as the program's, and its weekend overrides are not
+    back-tested.
+    """
     methods = dict(PRESETS)
     spec = spec_from_preset(program.baseline_preset, program.baseline_overrides)
     name = program.baseline_preset
